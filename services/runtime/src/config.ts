@@ -1,0 +1,57 @@
+/** Reads configuration from the environment, failing loudly on a bad value. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function envString(name: string, fallback?: string): string {
+  const value = process.env[name];
+  if (value !== undefined && value !== '') return value;
+  if (fallback !== undefined) return fallback;
+  throw new ConfigError(`environment variable ${name} is required`);
+}
+
+export function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new ConfigError(`environment variable ${name} must be a non-negative integer, got "${raw}"`);
+  }
+  return value;
+}
+
+export function envJson<T>(name: string, fallback: T): T {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  try {
+    return JSON.parse(raw) as T;
+  } catch (err) {
+    throw new ConfigError(`environment variable ${name} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Settings every service shares. */
+export interface RuntimeConfig {
+  /** Comma-separated bootstrap servers. */
+  readonly brokers: string[];
+  /** Prepended to every topic, group and transactional id: several platforms can share a cluster. */
+  readonly namespace: string;
+  /** Stable per replica (pod name): keys the transactional id so a restarted replica fences its zombie. */
+  readonly instanceId: string;
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+}
+
+export function runtimeConfig(service: string, defaultPort: number): RuntimeConfig {
+  return {
+    brokers: envString('KAFKA_BROKERS', '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean),
+    namespace: envString('ORDERSAGA_NAMESPACE', ''),
+    instanceId: envString('INSTANCE_ID', process.env.HOSTNAME ?? `${service}-0`),
+    httpPort: envInt('PORT', defaultPort),
+    httpHost: envString('HOST', '127.0.0.1'),
+    partitions: envInt('TOPIC_PARTITIONS', 6),
+    replicationFactor: envInt('TOPIC_REPLICATION_FACTOR', 1),
+  };
+}

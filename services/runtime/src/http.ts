@@ -1,0 +1,23 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from './context.js';
+import { registry } from './metrics.js';
+
+/**
+ * The HTTP server every service has: liveness (/healthz), readiness (/readyz: state loaded and
+ * consuming) and Prometheus metrics (/metrics). Services add their routes as fastify plugins.
+ */
+export function createHttpServer(log: Logger, isReady: () => boolean): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log as unknown as FastifyBaseLogger,
+    disableRequestLogging: true, bodyLimit: 256 * 1024 });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (isReady()) return { status: 'ready' };
+    return reply.code(503).send({ status: 'starting' });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+  return app;
+}

@@ -1,0 +1,14 @@
+export * from './config.js';
+export * from './context.js';
+export * from './envelope.js';
+export * from './http.js';
+export * from './kafka.js';
+export * from './messages.js';
+export * as metrics from './metrics.js';
+export * from './processor.js';
+export * from './publisher.js';
+export * from './retry.js';
+export * from './service.js';
+export * from './state-table.js';
+export * from './topics.js';
+export * from './tracing.js';

@@ -1,0 +1,76 @@
+import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import type { Logger } from './context.js';
+import { allTopics, type TopicName } from './topics.js';
+
+/** Maps logical topic names to the cluster's, with the platform namespace in front. */
+export class TopicNamer {
+  constructor(readonly namespace: string) {}
+
+  physical(topic: TopicName): string {
+    return `${this.namespace}${topic}`;
+  }
+
+  logical(physical: string): TopicName {
+    if (!physical.startsWith(this.namespace)) throw new Error(`topic ${physical} is outside namespace "${this.namespace}"`);
+    return physical.slice(this.namespace.length) as TopicName;
+  }
+
+  /** Consumer groups and transactional ids live in the same namespace as the topics. */
+  id(name: string): string {
+    return `${this.namespace}${name}`;
+  }
+}
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+export function createKafka(clientId: string, brokers: string[], log: Logger): Kafka {
+  return new Kafka({
+    clientId,
+    brokers,
+    logLevel: logLevel.WARN,
+    retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 5_000 },
+    logCreator:
+      () =>
+      ({ namespace, level, log: entry }: LogEntry) => {
+        const { message, ...rest } = entry;
+        log[LEVELS[level] ?? 'info']({ kafkajs: namespace, ...rest }, message);
+      },
+  });
+}
+
+/**
+ * Creates the topics that are missing (never alters existing ones). Safe to run from every
+ * service at start-up and from several at once.
+ */
+export async function ensureTopics(
+  admin: Admin,
+  namer: TopicNamer,
+  layout: { partitions: number; replicationFactor: number },
+  log: Logger,
+): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const missing = allTopics(layout.partitions).filter((t) => !existing.has(namer.physical(t.name)));
+  if (missing.length === 0) return;
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((t) => ({
+        topic: namer.physical(t.name),
+        numPartitions: t.partitions,
+        replicationFactor: layout.replicationFactor,
+        configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
+      })),
+    });
+  } catch (err) {
+    // Another service created some of them at the same moment: fine, as long as they exist now.
+    const now = new Set(await admin.listTopics());
+    const stillMissing = missing.filter((t) => !now.has(namer.physical(t.name)));
+    if (stillMissing.length > 0) throw err;
+  }
+  log.info({ created: missing.map((t) => t.name) }, `created ${missing.length} topics`);
+}

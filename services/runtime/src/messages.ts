@@ -1,0 +1,153 @@
+/**
+ * Message schemas: the one source for what travels on each saga topic. The TypeScript types
+ * are derived from the same schemas the consumers validate against, and the Order API builds
+ * its HTTP schemas (and so its OpenAPI document) from the same parts.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { SagaTopic } from './topics.js';
+
+export const SCHEMA_VERSION = 1;
+
+const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
+
+export const CustomerId = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9._-]+$',
+  description: 'Customer account id',
+});
+
+export const Sku = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9._-]+$',
+  description: 'Stock keeping unit',
+});
+
+export const OrderItem = Type.Object(
+  { sku: Sku, quantity: Type.Integer({ minimum: 1, maximum: 10_000 }) },
+  { additionalProperties: false },
+);
+export type OrderItem = Static<typeof OrderItem>;
+
+export const OrderItems = Type.Array(OrderItem, { minItems: 1, maxItems: 100 });
+
+/** Money is an integer number of cents: no floating point on the payment path. */
+export const Cents = Type.Integer({ minimum: 0, description: 'Amount in cents' });
+
+export const PricedLine = Type.Object(
+  { sku: Sku, quantity: Type.Integer({ minimum: 1 }), unitPrice: Cents },
+  { additionalProperties: false },
+);
+export type PricedLine = Static<typeof PricedLine>;
+
+const Reason = Type.String({ minLength: 1, maxLength: 500 });
+
+/** Payload schema of each saga topic; the message type is the topic name. */
+export const PAYLOADS = {
+  'order.placed': Type.Object(
+    { customerId: CustomerId, items: OrderItems, idempotencyKey: Type.Optional(Type.String({ maxLength: 200 })) },
+    { additionalProperties: false },
+  ),
+  'stock.check.request': Type.Object({ items: OrderItems }, { additionalProperties: false }),
+  'stock.checked': Type.Union([
+    Type.Object(
+      { result: Type.Literal('reserved'), lines: Type.Array(PricedLine, { minItems: 1 }), total: Cents },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        result: Type.Literal('insufficient'),
+        reason: Reason,
+        missing: Type.Array(
+          Type.Object(
+            { sku: Sku, requested: Type.Integer(), available: Type.Integer() },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ]),
+  'stock.release': Type.Object({ reason: Reason }, { additionalProperties: false }),
+  'stock.released': Type.Object(
+    { released: Type.Array(OrderItem), reason: Reason },
+    { additionalProperties: false },
+  ),
+  'payment.request': Type.Object(
+    {
+      customerId: CustomerId,
+      amount: Cents,
+      /** Billing declines a request it sees after this instant (epoch ms): the saga gave up. */
+      expiresAt: Type.Integer({ minimum: 0 }),
+    },
+    { additionalProperties: false },
+  ),
+  'payment.result': Type.Union([
+    Type.Object(
+      { result: Type.Literal('approved'), paymentId: Id, amount: Cents },
+      { additionalProperties: false },
+    ),
+    Type.Object({ result: Type.Literal('declined'), reason: Reason }, { additionalProperties: false }),
+  ]),
+  'payment.cancel': Type.Object({ reason: Reason }, { additionalProperties: false }),
+  'order.confirmed': Type.Object(
+    { customerId: CustomerId, lines: Type.Array(PricedLine), total: Cents },
+    { additionalProperties: false },
+  ),
+  'order.failed': Type.Object(
+    { customerId: CustomerId, step: Type.String(), reason: Reason },
+    { additionalProperties: false },
+  ),
+} as const satisfies Record<SagaTopic, TSchema>;
+
+export type Payload<T extends SagaTopic> = Static<(typeof PAYLOADS)[T]>;
+
+function envelopeSchema<T extends SagaTopic>(type: T) {
+  return Type.Object(
+    {
+      id: Id,
+      type: Type.Literal(type),
+      version: Type.Literal(SCHEMA_VERSION),
+      orderId: Id,
+      correlationId: Id,
+      causationId: Type.Union([Id, Type.Null()]),
+      timestamp: Type.String({ minLength: 20, maxLength: 40 }),
+      payload: PAYLOADS[type],
+    },
+    { additionalProperties: false },
+  );
+}
+
+/** The envelope every saga message carries. */
+export interface Envelope<T extends SagaTopic = SagaTopic> {
+  id: string;
+  type: T;
+  version: typeof SCHEMA_VERSION;
+  orderId: string;
+  correlationId: string;
+  causationId: string | null;
+  timestamp: string;
+  payload: Payload<T>;
+}
+
+/** Any saga message, discriminated by `type` so handlers can switch on it. */
+export type AnyEnvelope = { [T in SagaTopic]: Envelope<T> }[SagaTopic];
+
+const checkers = new Map<SagaTopic, TypeCheck<TSchema>>();
+function checkerFor(type: SagaTopic): TypeCheck<TSchema> {
+  let checker = checkers.get(type);
+  if (!checker) {
+    checker = TypeCompiler.Compile(envelopeSchema(type));
+    checkers.set(type, checker);
+  }
+  return checker;
+}
+
+/** Validates a decoded value against the envelope schema of `topic`; returns the problems. */
+export function schemaErrors(topic: SagaTopic, value: unknown): string[] {
+  const checker = checkerFor(topic);
+  if (checker.Check(value)) return [];
+  return [...checker.Errors(value)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`);
+}

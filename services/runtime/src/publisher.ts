@@ -1,0 +1,89 @@
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { encode, type Outgoing } from './envelope.js';
+import type { TopicNamer } from './kafka.js';
+import { messagesProduced } from './metrics.js';
+import { traceHeaders } from './tracing.js';
+
+interface Queued {
+  readonly out: Outgoing;
+  readonly message: Message;
+  readonly done: { resolve: () => void; reject: (err: unknown) => void };
+}
+
+/**
+ * Publishes messages that start sagas (from HTTP requests). While one send is in flight, the
+ * next messages wait and then go together in one request: under load the broker round trip is
+ * shared by many orders, and an idle publisher adds no delay.
+ */
+export class Publisher {
+  private readonly producer: Producer;
+  private queue: Queued[] = [];
+  private sending = false;
+
+  constructor(
+    kafka: Kafka,
+    private readonly namer: TopicNamer,
+  ) {
+    this.producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  connect(): Promise<void> {
+    return this.producer.connect();
+  }
+
+  /** Resolves once the message is acknowledged by all in-sync replicas. */
+  publish(out: Outgoing): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        out,
+        message: {
+          key: out.envelope.orderId,
+          value: encode(out.envelope),
+          headers: {
+            ...traceHeaders(),
+            'message-id': out.envelope.id,
+            'message-type': out.envelope.type,
+            'correlation-id': out.envelope.correlationId,
+          },
+        },
+        done: { resolve, reject },
+      });
+      if (!this.sending) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.sending = true;
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      const byTopic = new Map<string, Message[]>();
+      for (const { out, message } of batch) {
+        const topic = this.namer.physical(out.topic);
+        byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
+      }
+      try {
+        await this.producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        });
+        for (const { out, done } of batch) {
+          messagesProduced.inc({ topic: out.topic });
+          done.resolve();
+        }
+      } catch (err) {
+        for (const { done } of batch) done.reject(err);
+      }
+    }
+    this.sending = false;
+  }
+
+  async disconnect(): Promise<void> {
+    await this.producer.disconnect();
+  }
+}

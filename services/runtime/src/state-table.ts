@@ -1,0 +1,69 @@
+/**
+ * A service's durable state: the latest value per key of its compacted state topic, kept in
+ * memory. Every row is versioned (`rev`, +1 per write) so a record read back from Kafka never
+ * overwrites a newer local write, and every row remembers its partition: the partition of the
+ * saga messages that own it.
+ */
+
+export interface Row<V> {
+  readonly rev: number;
+  readonly partition: number;
+  readonly value: V;
+}
+
+/** What handlers see: reads only. */
+export interface StateView<V> {
+  get(key: string): V | undefined;
+  rows(): IterableIterator<[string, Row<V>]>;
+  readonly size: number;
+}
+
+export type ChangeListener<V> = (key: string, previous: V | undefined, next: V | undefined) => void;
+
+export class StateTable<V> implements StateView<V> {
+  private readonly data = new Map<string, Row<V>>();
+  private readonly listeners: ChangeListener<V>[] = [];
+
+  /** Derived views (sums, indexes) subscribe here and stay exact through writes and undos. */
+  onChange(listener: ChangeListener<V>): void {
+    this.listeners.push(listener);
+  }
+
+  get(key: string): V | undefined {
+    return this.data.get(key)?.value;
+  }
+
+  row(key: string): Row<V> | undefined {
+    return this.data.get(key);
+  }
+
+  rows(): IterableIterator<[string, Row<V>]> {
+    return this.data.entries();
+  }
+
+  get size(): number {
+    return this.data.size;
+  }
+
+  /** A local write: returns the new row (to persist) and how to take it back. */
+  write(key: string, value: V, partition: number): { row: Row<V>; undo: () => void } {
+    const previous = this.data.get(key);
+    const row: Row<V> = { rev: (previous?.rev ?? 0) + 1, partition, value };
+    this.set(key, previous, row);
+    return { row, undo: () => this.set(key, row, previous) };
+  }
+
+  /** A row read from the state topic: applied only when newer than what we hold. */
+  applyFromLog(key: string, row: Row<V>): boolean {
+    const current = this.data.get(key);
+    if (current && current.rev >= row.rev) return false;
+    this.set(key, current, row);
+    return true;
+  }
+
+  private set(key: string, from: Row<V> | undefined, to: Row<V> | undefined): void {
+    if (to) this.data.set(key, to);
+    else this.data.delete(key);
+    for (const listener of this.listeners) listener(key, from?.value, to?.value);
+  }
+}

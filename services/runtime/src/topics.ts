@@ -1,0 +1,145 @@
+/**
+ * The one list of Kafka topics. Services, the local runner, the tests and (later) the
+ * Kubernetes model all read it; nothing else names a topic by hand.
+ *
+ * Every saga topic is keyed by orderId, so one saga's messages stay ordered on one partition.
+ * State topics are compacted tables keyed the same way, written in the same Kafka transaction
+ * as the messages a batch produces.
+ */
+
+export type ServiceName = 'order' | 'stock' | 'billing' | 'notification';
+
+export interface TopicSpec {
+  /** What flows on it, for people and docs. */
+  readonly description: string;
+  /** The service that writes it. */
+  readonly producer: ServiceName;
+  /** The services that consume it (each in its own consumer group). */
+  readonly consumers: readonly ServiceName[];
+  /** Compacted topics hold a service's durable state (latest value per key). */
+  readonly compacted?: boolean;
+}
+
+export const SAGA_TOPICS = {
+  'order.placed': {
+    description: 'An order was accepted over HTTP; starts a saga.',
+    producer: 'order',
+    consumers: ['order'],
+  },
+  'stock.check.request': {
+    description: 'Command: reserve the items of an order.',
+    producer: 'order',
+    consumers: ['stock'],
+  },
+  'stock.checked': {
+    description: 'Reply: items reserved (with prices) or insufficient.',
+    producer: 'stock',
+    consumers: ['order'],
+  },
+  'stock.release': {
+    description: 'Compensation: release what an order reserved.',
+    producer: 'order',
+    consumers: ['stock'],
+  },
+  'stock.released': {
+    description: 'Reply: the reservation of an order is released.',
+    producer: 'stock',
+    consumers: ['order'],
+  },
+  'payment.request': {
+    description: 'Command: charge the customer for an order.',
+    producer: 'order',
+    consumers: ['billing'],
+  },
+  'payment.result': {
+    description: 'Reply: payment approved or declined.',
+    producer: 'billing',
+    consumers: ['order'],
+  },
+  'payment.cancel': {
+    description: 'Compensation: void a payment whose reply timed out (refunds it if it was taken).',
+    producer: 'order',
+    consumers: ['billing'],
+  },
+  'order.confirmed': {
+    description: 'Event: the saga ended well; stock is sold and the customer told.',
+    producer: 'order',
+    consumers: ['stock', 'notification'],
+  },
+  'order.failed': {
+    description: 'Event: the saga ended in failure, compensations done; the customer is told.',
+    producer: 'order',
+    consumers: ['notification'],
+  },
+} as const satisfies Record<string, TopicSpec>;
+
+export type SagaTopic = keyof typeof SAGA_TOPICS;
+
+export const STATE_TOPICS = {
+  'order.state': {
+    description: 'Saga state per order (compacted, keyed by orderId).',
+    producer: 'order',
+    consumers: ['order'],
+    compacted: true,
+  },
+  'stock.state': {
+    description: 'Reservation per order (compacted, keyed by orderId).',
+    producer: 'stock',
+    consumers: ['stock'],
+    compacted: true,
+  },
+  'billing.state': {
+    description: 'Payment per order (compacted, keyed by orderId).',
+    producer: 'billing',
+    consumers: ['billing'],
+    compacted: true,
+  },
+  'notification.state': {
+    description: 'Notification sent per order (compacted, keyed by orderId).',
+    producer: 'notification',
+    consumers: ['notification'],
+    compacted: true,
+  },
+} as const satisfies Record<string, TopicSpec>;
+
+export type StateTopic = keyof typeof STATE_TOPICS;
+
+/** Messages that can never be processed land in `<topic>.dlt`, with the reason in headers. */
+export function deadLetterTopicOf(topic: SagaTopic): `${SagaTopic}.dlt` {
+  return `${topic}.dlt`;
+}
+
+export type DeadLetterTopic = ReturnType<typeof deadLetterTopicOf>;
+export type TopicName = SagaTopic | StateTopic | DeadLetterTopic;
+
+export const DEFAULT_PARTITIONS = 6;
+
+export interface TopicDeclaration {
+  readonly name: TopicName;
+  readonly partitions: number;
+  readonly config: Record<string, string>;
+}
+
+/** Every topic the platform needs, with its settings: what `ensureTopics` creates. */
+export function allTopics(partitions = DEFAULT_PARTITIONS): TopicDeclaration[] {
+  const saga = Object.keys(SAGA_TOPICS) as SagaTopic[];
+  const state = Object.keys(STATE_TOPICS) as StateTopic[];
+  return [
+    ...saga.map((name) => ({ name, partitions, config: { 'cleanup.policy': 'delete' } })),
+    // State must live on the same partition number as the saga messages that change it.
+    ...state.map((name) => ({ name, partitions, config: { 'cleanup.policy': 'compact' } })),
+    // Dead letters are kept longer: somebody has to look at them.
+    ...saga.map((name) => ({
+      name: deadLetterTopicOf(name),
+      partitions: 1,
+      config: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * 24 * 3600 * 1000) },
+    })),
+  ];
+}
+
+/** Topics a service consumes in its main consumer group. */
+export function topicsConsumedBy(service: ServiceName): SagaTopic[] {
+  return (Object.entries(SAGA_TOPICS) as [SagaTopic, TopicSpec][])
+    .filter(([, spec]) => spec.consumers.includes(service))
+    .map(([name]) => name);
+}
