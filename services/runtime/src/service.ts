@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { runtimeConfig, type RuntimeConfig } from './config.js';
+import { envInt, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
 import { createHttpServer } from './http.js';
 import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
 import { Processor, type Handler, type Tick } from './processor.js';
 import { Publisher } from './publisher.js';
+import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
 import type { ServiceName, StateTopic } from './topics.js';
 
@@ -59,6 +60,12 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     table: definition.table,
     handle: definition.handle,
     tick: definition.tick,
+    backoff: {
+      retries: envInt('RETRY_ATTEMPTS', DEFAULT_BACKOFF.retries),
+      initialMs: envInt('RETRY_INITIAL_MS', DEFAULT_BACKOFF.initialMs),
+      maxMs: envInt('RETRY_MAX_MS', DEFAULT_BACKOFF.maxMs),
+    },
+    sessionTimeoutMs: envInt('KAFKA_SESSION_TIMEOUT_MS', 10_000),
   });
   const publisher = definition.publishes ? new Publisher(kafka, namer) : undefined;
   await publisher?.connect();

@@ -1,0 +1,37 @@
+import { envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
+
+/** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
+const DEMO_ACCOUNTS: Accounts = { alice: 100_000, bob: 1_000 };
+
+main(async () => {
+  const accounts = envJson<Accounts>('BILLING_ACCOUNTS', DEMO_ACCOUNTS);
+  const table = new StateTable<Payment>();
+  const ledger = new Ledger(accounts, table);
+  await runService({
+    name: 'billing',
+    defaultPort: 3002,
+    stateTopic: 'billing.state',
+    table,
+    handle: createBillingHandler(ledger),
+    routes: (app) => {
+      app.get('/accounts', async () => ledger.all());
+      app.get<{ Params: { customerId: string } }>('/accounts/:customerId', async (request, reply) => {
+        const account = ledger.account(request.params.customerId);
+        if (!account) {
+          return reply
+            .code(404)
+            .send({ statusCode: 404, error: 'Not Found', message: `unknown customer ${request.params.customerId}` });
+        }
+        return account;
+      });
+      app.get<{ Params: { orderId: string } }>('/payments/:orderId', async (request, reply) => {
+        const payment = table.get(request.params.orderId);
+        if (!payment) {
+          return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no payment for ${request.params.orderId}` });
+        }
+        return payment;
+      });
+    },
+  });
+});

@@ -1,0 +1,31 @@
+import { createLogger, envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
+
+main(async () => {
+  const webhooks = envJson<Webhooks>('NOTIFICATION_WEBHOOKS', {});
+  const table = new StateTable<Notification>();
+  await runService({
+    name: 'notification',
+    defaultPort: 3003,
+    stateTopic: 'notification.state',
+    table,
+    handle: createNotificationHandler(webhooks, createLogger('notification')),
+    routes: (app) => {
+      app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request) => {
+        const { customerId } = request.query;
+        return [...table.rows()]
+          .map(([, row]) => row.value)
+          .filter((n) => customerId === undefined || n.customerId === customerId);
+      });
+      app.get<{ Params: { orderId: string } }>('/notifications/:orderId', async (request, reply) => {
+        const notification = table.get(request.params.orderId);
+        if (!notification) {
+          return reply
+            .code(404)
+            .send({ statusCode: 404, error: 'Not Found', message: `no notification for order ${request.params.orderId}` });
+        }
+        return notification;
+      });
+    },
+  });
+});

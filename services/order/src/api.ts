@@ -1,0 +1,176 @@
+/**
+ * The Order API: place an order (which starts its saga) and follow it.
+ * Bodies are validated against the same schemas the saga messages use.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  CustomerId,
+  initial,
+  OrderItems,
+  PricedLine,
+  type OrderItem,
+  type Publisher,
+  type StateTable,
+} from '@ordersaga/runtime';
+import type { FastifyInstance } from 'fastify';
+import type { SagaState } from './saga/state.js';
+
+const PlaceOrderBody = Type.Object({ customerId: CustomerId, items: OrderItems }, { additionalProperties: false });
+type PlaceOrderBody = Static<typeof PlaceOrderBody>;
+
+const PlaceOrderHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'The same key (per customer) returns the same order' }),
+  ),
+  'x-correlation-id': Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' })),
+});
+
+const Phase = Type.Union(['PENDING', 'RESERVING', 'CHARGING', 'COMPENSATING', 'CONFIRMED', 'FAILED'].map((p) => Type.Literal(p)));
+
+const OrderView = Type.Object({
+  orderId: Type.String(),
+  customerId: Type.String(),
+  items: OrderItems,
+  status: Phase,
+  step: Type.Union([Type.String(), Type.Null()]),
+  total: Type.Optional(Type.Integer({ description: 'Total in cents, known once stock is reserved' })),
+  lines: Type.Optional(Type.Array(PricedLine)),
+  paymentId: Type.Optional(Type.String()),
+  failureReason: Type.Optional(Type.String()),
+  history: Type.Array(
+    Type.Object({ at: Type.String(), phase: Type.String(), step: Type.Union([Type.String(), Type.Null()]), event: Type.String() }),
+  ),
+  correlationId: Type.String(),
+  traceId: Type.Optional(Type.String()),
+  placedAt: Type.String(),
+  updatedAt: Type.String(),
+});
+type OrderView = Static<typeof OrderView>;
+
+const ErrorBody = Type.Object({ statusCode: Type.Integer(), error: Type.String(), message: Type.String() });
+
+/** Same customer + same Idempotency-Key -> same order id, on any replica, without a lookup table. */
+function orderIdFor(customerId: string, idempotencyKey: string | undefined): string {
+  if (!idempotencyKey) return randomUUID();
+  const hex = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function view(saga: SagaState): OrderView {
+  return {
+    orderId: saga.orderId,
+    customerId: saga.customerId,
+    items: [...saga.items],
+    status: saga.phase,
+    step: saga.step,
+    ...(saga.total !== undefined ? { total: saga.total } : {}),
+    ...(saga.lines ? { lines: [...saga.lines] } : {}),
+    ...(saga.paymentId ? { paymentId: saga.paymentId } : {}),
+    ...(saga.failure ? { failureReason: saga.failure.reason } : {}),
+    history: [...saga.history],
+    correlationId: saga.correlationId,
+    ...(saga.traceId ? { traceId: saga.traceId } : {}),
+    placedAt: saga.placedAt,
+    updatedAt: saga.updatedAt,
+  };
+}
+
+const sameItems = (a: readonly OrderItem[], b: readonly OrderItem[]) =>
+  JSON.stringify(a) === JSON.stringify(b);
+
+export interface OrderApiOptions {
+  readonly table: StateTable<SagaState>;
+  readonly publisher: Publisher;
+}
+
+export async function orderApi(app: FastifyInstance, { table, publisher }: OrderApiOptions): Promise<void> {
+  // Accepted orders whose saga this replica has not seen yet, so a GET right after the POST works.
+  const accepted = new Map<string, OrderView>();
+  table.onChange((orderId) => accepted.delete(orderId));
+  const ACCEPTED_MAX = 10_000;
+
+  const find = (orderId: string): OrderView | undefined => {
+    const saga = table.get(orderId);
+    return saga ? view(saga) : accepted.get(orderId);
+  };
+
+  app.post<{ Body: PlaceOrderBody; Headers: Static<typeof PlaceOrderHeaders> }>(
+    '/orders',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Place an order; its saga runs asynchronously',
+        body: PlaceOrderBody,
+        headers: PlaceOrderHeaders,
+        response: { 200: OrderView, 202: OrderView, 400: ErrorBody, 422: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const { customerId, items } = request.body;
+      const idempotencyKey = request.headers['idempotency-key'];
+      const orderId = orderIdFor(customerId, idempotencyKey);
+      const existing = find(orderId);
+      if (existing) {
+        if (existing.customerId !== customerId || !sameItems(existing.items, items)) {
+          return reply.code(422).send({
+            statusCode: 422,
+            error: 'Unprocessable Entity',
+            message: 'Idempotency-Key was already used for a different order',
+          });
+        }
+        return reply.code(200).header('location', `/orders/${orderId}`).send(existing);
+      }
+      const now = new Date();
+      const placed = initial(
+        'order.placed',
+        orderId,
+        { customerId, items, ...(idempotencyKey ? { idempotencyKey } : {}) },
+        now,
+        request.headers['x-correlation-id'] ?? randomUUID(),
+      );
+      try {
+        await publisher.publish(placed);
+      } catch (err) {
+        request.log.error({ err, orderId }, 'could not publish order.placed');
+        return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Kafka is unavailable; retry with the same Idempotency-Key' });
+      }
+      const pending: OrderView = {
+        orderId,
+        customerId,
+        items,
+        status: 'PENDING',
+        step: null,
+        history: [{ at: now.toISOString(), phase: 'PENDING', step: null, event: 'order placed' }],
+        correlationId: placed.envelope.correlationId,
+        placedAt: now.toISOString(),
+        updatedAt: now.toISOString(),
+      };
+      if (!table.get(orderId)) {
+        if (accepted.size >= ACCEPTED_MAX) accepted.delete(accepted.keys().next().value!);
+        accepted.set(orderId, pending);
+      }
+      request.log.info({ orderId, correlationId: pending.correlationId }, 'order placed');
+      return reply.code(202).header('location', `/orders/${orderId}`).send(pending);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/orders/:id',
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'An order: its state, step history and failure reason',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: { 200: OrderView, 404: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const order = find(request.params.id);
+      if (!order) {
+        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `order ${request.params.id} not found` });
+      }
+      return order;
+    },
+  );
+}

@@ -1,0 +1,32 @@
+import swagger from '@fastify/swagger';
+import { envInt, main, runService, StateTable } from '@ordersaga/runtime';
+import { orderApi } from './api.js';
+import { createOrchestrator } from './orchestrator.js';
+import type { SagaState } from './saga/state.js';
+
+main(async () => {
+  const table = new StateTable<SagaState>();
+  const orchestrator = createOrchestrator(table, {
+    stepMs: envInt('SAGA_STEP_TIMEOUT_MS', 15_000),
+    compensationMs: envInt('SAGA_COMPENSATION_TIMEOUT_MS', 15_000),
+  });
+  await runService({
+    name: 'order',
+    defaultPort: 3000,
+    stateTopic: 'order.state',
+    table,
+    handle: orchestrator.handle,
+    tick: orchestrator.tick,
+    publishes: true,
+    routes: async (app, { publisher }) => {
+      await app.register(swagger, {
+        openapi: {
+          info: { title: 'ordersaga Order API', version: '0.1.0', description: 'Place orders and follow their saga' },
+        },
+        hideUntagged: true,
+      });
+      await app.register(orderApi, { table, publisher: publisher! });
+      app.get('/openapi.json', async () => app.swagger());
+    },
+  });
+});

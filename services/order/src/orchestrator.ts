@@ -1,0 +1,98 @@
+/**
+ * Binds the order saga to the runtime: Kafka messages and the clock in, state rows and
+ * commands out. Saga state lives in `order.state`, committed with the commands it leads to.
+ */
+import {
+  reply,
+  type AnyEnvelope,
+  type Decision,
+  type Envelope,
+  type Handler,
+  type HandlerContext,
+  type StateTable,
+  type StateView,
+  type Tick,
+} from '@ordersaga/runtime';
+import { SagaEngine, type SagaTimeouts, type Transition } from './saga/engine.js';
+import { orderSaga } from './saga/order-saga.js';
+import { TERMINAL, type SagaState } from './saga/state.js';
+
+type Cause = Pick<Envelope, 'id' | 'orderId' | 'correlationId'>;
+
+function toDecision(transition: Transition, cause: Cause, now: Date): Decision<SagaState> {
+  return {
+    put: [[transition.state.orderId, transition.state]],
+    send: transition.send.map((c) => reply(cause, c.type, c.payload, now)),
+  };
+}
+
+export interface Orchestrator {
+  readonly handle: Handler<SagaState>;
+  readonly tick: Tick<SagaState>;
+}
+
+export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaTimeouts, tickMs = 200): Orchestrator {
+  const engine = new SagaEngine(orderSaga, timeouts);
+
+  // Sagas that await a reply, with their deadline: what the clock has to watch.
+  const deadlines = new Map<string, number>();
+  table.onChange((orderId, _previous, saga) => {
+    if (saga && !TERMINAL.has(saga.phase) && saga.deadline !== null) deadlines.set(orderId, saga.deadline);
+    else deadlines.delete(orderId);
+  });
+
+  const start = (placed: Envelope<'order.placed'>, context: HandlerContext): Transition => {
+    const at = context.now.toISOString();
+    const initial: SagaState = {
+      orderId: placed.orderId,
+      customerId: placed.payload.customerId,
+      items: placed.payload.items,
+      ...(placed.payload.idempotencyKey ? { idempotencyKey: placed.payload.idempotencyKey } : {}),
+      correlationId: placed.correlationId,
+      ...(context.traceId ? { traceId: context.traceId } : {}),
+      phase: 'PENDING',
+      step: null,
+      deadline: null,
+      completed: [],
+      compensations: [],
+      history: [{ at, phase: 'PENDING', step: null, event: 'order placed' }],
+      placedAt: placed.timestamp,
+      updatedAt: at,
+    };
+    return engine.start(initial, context.now);
+  };
+
+  const handle = (message: AnyEnvelope, state: StateView<SagaState>, context: HandlerContext): Decision<SagaState> => {
+    const saga = state.get(message.orderId);
+    if (message.type === 'order.placed') {
+      // A placed order seen again (retry, replay, same Idempotency-Key) starts nothing new.
+      return saga ? {} : toDecision(start(message, context), message, context.now);
+    }
+    if (!saga) throw new Error(`${message.type} for order ${message.orderId}, which has no saga`);
+    const transition = engine.onReply(saga, message, context.now);
+    return transition ? toDecision(transition, message, context.now) : {};
+  };
+
+  const tick: Tick<SagaState> = {
+    everyMs: tickMs,
+    run: (state, owns, now) => {
+      const put: Array<[string, SagaState]> = [];
+      const send: NonNullable<Decision<SagaState>['send']>[number][] = [];
+      for (const [orderId, deadline] of deadlines) {
+        if (deadline > now.getTime()) continue;
+        const row = table.row(orderId);
+        const saga = state.get(orderId);
+        if (!row || !saga || !owns(row.partition)) continue;
+        const transition = engine.onTimeout(saga, now);
+        if (!transition) continue;
+        const cause = { id: `timeout:${saga.step}:${orderId}`, orderId, correlationId: saga.correlationId };
+        const decision = toDecision(transition, cause, now);
+        put.push(...(decision.put ?? []).map(([k, v]) => [k, v] as [string, SagaState]));
+        send.push(...(decision.send ?? []));
+      }
+      return { put, send };
+    },
+  };
+
+  return { handle, tick };
+}

@@ -1,0 +1,177 @@
+/**
+ * A small interpreter for declarative sagas (in the manner of Eventuate Tram): a saga is a list
+ * of steps, each a command with the reply that ends it and the compensation that undoes it.
+ * Everything here is pure: (state, message or clock) -> (new state, commands to send).
+ *
+ * Rules:
+ * - Steps run in order; each waits for its reply until its deadline.
+ * - A step that fails by its reply did nothing: the steps completed before it are compensated,
+ *   newest first.
+ * - A step that times out may still take effect later: it is compensated too, then the others.
+ * - A compensation may await a reply (bounded by its own deadline); when it times out the saga
+ *   still ends, since the compensation command is durable in Kafka and will be applied.
+ * - Replies that do not match what the saga awaits (duplicates, late replies after a timeout,
+ *   replays) change nothing.
+ */
+import type { AnyEnvelope, Payload, SagaTopic } from '@ordersaga/runtime';
+import { TERMINAL, type Phase, type SagaState } from './state.js';
+
+/** A message the saga sends: its topic is its type. */
+export type Command = { [T in SagaTopic]: { readonly type: T; readonly payload: Payload<T> } }[SagaTopic];
+
+export function command<T extends SagaTopic>(type: T, payload: Payload<T>): Command {
+  return { type, payload } as Command;
+}
+
+export type StepOutcome =
+  | { readonly ok: true; readonly update: Partial<SagaState>; readonly event: string }
+  | { readonly ok: false; readonly reason: string };
+
+export interface Compensation {
+  readonly name: string;
+  readonly command: (saga: SagaState, reason: string) => Command;
+  /** Wait for this reply before going on; without it the compensation is fire-and-forget. */
+  readonly awaitReply?: SagaTopic;
+}
+
+export interface Step {
+  readonly name: string;
+  /** The saga's phase while this step runs. */
+  readonly phase: Phase;
+  readonly invoke: (saga: SagaState, deadline: number) => Command;
+  readonly reply: SagaTopic;
+  readonly onReply: (saga: SagaState, reply: AnyEnvelope) => StepOutcome;
+  readonly compensation?: Compensation;
+}
+
+export interface SagaDefinition {
+  readonly steps: readonly Step[];
+  readonly confirmed: (saga: SagaState) => Command;
+  readonly failed: (saga: SagaState) => Command;
+}
+
+export interface SagaTimeouts {
+  readonly stepMs: number;
+  readonly compensationMs: number;
+}
+
+export interface Transition {
+  readonly state: SagaState;
+  readonly send: readonly Command[];
+}
+
+const MAX_HISTORY = 50;
+
+export class SagaEngine {
+  constructor(
+    private readonly definition: SagaDefinition,
+    private readonly timeouts: SagaTimeouts,
+  ) {}
+
+  /** A new saga: starts its first step. */
+  start(initial: SagaState, now: Date): Transition {
+    return this.runStep(0, initial, now, []);
+  }
+
+  /** A reply came in. Null when it is not the one awaited: the saga stays as it is. */
+  onReply(saga: SagaState, reply: AnyEnvelope, now: Date): Transition | null {
+    if (TERMINAL.has(saga.phase) || saga.step === null) return null;
+
+    if (saga.phase === 'COMPENSATING') {
+      const compensation = this.compensation(saga.step);
+      if (compensation?.awaitReply !== reply.type) return null;
+      return this.compensate(record(saga, now, `${compensation.name} done`), now, []);
+    }
+
+    const index = this.definition.steps.findIndex((s) => s.name === saga.step);
+    const step = this.definition.steps[index];
+    if (!step || step.reply !== reply.type) return null;
+    const outcome = step.onReply(saga, reply);
+    if (outcome.ok) {
+      const done = record({ ...saga, ...outcome.update, completed: [...saga.completed, step.name] }, now, outcome.event);
+      return this.runStep(index + 1, done, now, []);
+    }
+    const failed: SagaState = {
+      ...record(saga, now, `${step.name} failed: ${outcome.reason}`),
+      failure: { step: step.name, reason: outcome.reason, timedOut: false },
+      compensations: this.compensationsOf([...saga.completed].reverse()),
+    };
+    return this.compensate(failed, now, []);
+  }
+
+  /** The awaited reply did not come in time. Null when the saga is not overdue. */
+  onTimeout(saga: SagaState, now: Date): Transition | null {
+    if (TERMINAL.has(saga.phase) || saga.deadline === null || saga.deadline > now.getTime()) return null;
+
+    if (saga.phase === 'COMPENSATING') {
+      const event = `${saga.step} timed out; its command stays queued and will be applied`;
+      return this.compensate(record(saga, now, event), now, []);
+    }
+
+    const step = this.definition.steps.find((s) => s.name === saga.step);
+    if (!step) return null;
+    const reason = `${step.name} timed out after ${this.timeouts.stepMs} ms waiting for ${step.reply}`;
+    const failed: SagaState = {
+      ...record(saga, now, reason),
+      failure: { step: step.name, reason, timedOut: true },
+      // The timed-out step may still take effect, so it is undone first.
+      compensations: this.compensationsOf([step.name, ...[...saga.completed].reverse()]),
+    };
+    return this.compensate(failed, now, []);
+  }
+
+  private runStep(index: number, saga: SagaState, now: Date, sent: Command[]): Transition {
+    const step = this.definition.steps[index];
+    if (!step) {
+      const confirmed = record({ ...saga, phase: 'CONFIRMED', step: null, deadline: null }, now, 'order confirmed');
+      return { state: confirmed, send: [...sent, this.definition.confirmed(confirmed)] };
+    }
+    const deadline = now.getTime() + this.timeouts.stepMs;
+    const running = record({ ...saga, phase: step.phase, step: step.name, deadline }, now, `${step.name} requested`);
+    return { state: running, send: [...sent, step.invoke(running, deadline)] };
+  }
+
+  /** Runs the remaining compensations until one awaits a reply, then ends the saga FAILED. */
+  private compensate(saga: SagaState, now: Date, sent: Command[]): Transition {
+    const [next, ...rest] = saga.compensations;
+    const compensation = next === undefined ? undefined : this.compensation(next);
+    if (!compensation) {
+      const failed = record({ ...saga, phase: 'FAILED', step: null, deadline: null, compensations: [] }, now, 'order failed');
+      return { state: failed, send: [...sent, this.definition.failed(failed)] };
+    }
+    const reason = saga.failure?.reason ?? 'saga failed';
+    const commands = [...sent, compensation.command(saga, reason)];
+    if (compensation.awaitReply) {
+      const waiting = record(
+        {
+          ...saga,
+          phase: 'COMPENSATING',
+          step: compensation.name,
+          deadline: now.getTime() + this.timeouts.compensationMs,
+          compensations: rest,
+        },
+        now,
+        `${compensation.name} requested`,
+      );
+      return { state: waiting, send: commands };
+    }
+    return this.compensate(record({ ...saga, compensations: rest }, now, `${compensation.name} sent`), now, commands);
+  }
+
+  private compensationsOf(stepNames: readonly string[]): string[] {
+    return stepNames.flatMap((name) => {
+      const compensation = this.definition.steps.find((s) => s.name === name)?.compensation;
+      return compensation ? [compensation.name] : [];
+    });
+  }
+
+  private compensation(name: string): Compensation | undefined {
+    return this.definition.steps.find((s) => s.compensation?.name === name)?.compensation;
+  }
+}
+
+function record(saga: SagaState, now: Date, event: string): SagaState {
+  const at = now.toISOString();
+  const entry = { at, phase: saga.phase, step: saga.step, event };
+  return { ...saga, updatedAt: at, history: [...saga.history, entry].slice(-MAX_HISTORY) };
+}

@@ -1,0 +1,68 @@
+/**
+ * The order saga, top to bottom.
+ *
+ *   order.placed
+ *     1. reserveStock   stock.check.request -> stock.checked    (reserved | insufficient)
+ *                       compensation: stock.release, awaiting stock.released
+ *     2. chargePayment  payment.request     -> payment.result   (approved | declined)
+ *                       compensation: payment.cancel (voids a payment whose reply timed out)
+ *   -> order.confirmed
+ *
+ *   insufficient stock      -> order.failed; no payment is ever requested
+ *   payment declined        -> stock.release, then order.failed once stock.released arrives
+ *   a step times out        -> that step is compensated too (its effect may still land late),
+ *                              then the earlier ones, then order.failed
+ */
+import { command, type SagaDefinition } from './engine.js';
+
+export const orderSaga: SagaDefinition = {
+  steps: [
+    {
+      name: 'reserveStock',
+      phase: 'RESERVING',
+      invoke: (saga) => command('stock.check.request', { items: [...saga.items] }),
+      reply: 'stock.checked',
+      onReply: (_saga, reply) => {
+        if (reply.type !== 'stock.checked') throw new Error(`unexpected ${reply.type}`);
+        const checked = reply.payload;
+        return checked.result === 'reserved'
+          ? { ok: true, update: { lines: checked.lines, total: checked.total }, event: 'stock reserved' }
+          : { ok: false, reason: `out of stock: ${checked.reason}` };
+      },
+      compensation: {
+        name: 'releaseStock',
+        command: (_saga, reason) => command('stock.release', { reason }),
+        awaitReply: 'stock.released',
+      },
+    },
+    {
+      name: 'chargePayment',
+      phase: 'CHARGING',
+      // Billing refuses the request once the saga has stopped waiting for it.
+      invoke: (saga, deadline) =>
+        command('payment.request', { customerId: saga.customerId, amount: saga.total ?? 0, expiresAt: deadline }),
+      reply: 'payment.result',
+      onReply: (_saga, reply) => {
+        if (reply.type !== 'payment.result') throw new Error(`unexpected ${reply.type}`);
+        const result = reply.payload;
+        return result.result === 'approved'
+          ? { ok: true, update: { paymentId: result.paymentId }, event: 'payment approved' }
+          : { ok: false, reason: `payment declined: ${result.reason}` };
+      },
+      compensation: {
+        name: 'cancelPayment',
+        command: (_saga, reason) => command('payment.cancel', { reason }),
+      },
+    },
+  ],
+
+  confirmed: (saga) =>
+    command('order.confirmed', { customerId: saga.customerId, lines: [...(saga.lines ?? [])], total: saga.total ?? 0 }),
+
+  failed: (saga) =>
+    command('order.failed', {
+      customerId: saga.customerId,
+      step: saga.failure?.step ?? 'unknown',
+      reason: saga.failure?.reason ?? 'unknown',
+    }),
+};

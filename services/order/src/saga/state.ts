@@ -1,0 +1,45 @@
+import type { OrderItem, PricedLine } from '@ordersaga/runtime';
+
+/** Where a saga is. CONFIRMED and FAILED are terminal. */
+export type Phase = 'PENDING' | 'RESERVING' | 'CHARGING' | 'COMPENSATING' | 'CONFIRMED' | 'FAILED';
+
+export const TERMINAL: ReadonlySet<Phase> = new Set(['CONFIRMED', 'FAILED']);
+
+export interface HistoryEntry {
+  readonly at: string;
+  readonly phase: Phase;
+  readonly step: string | null;
+  readonly event: string;
+}
+
+export interface Failure {
+  readonly step: string;
+  readonly reason: string;
+  readonly timedOut: boolean;
+}
+
+/** The durable state of one order's saga: a row of `order.state`, keyed by orderId. */
+export interface SagaState {
+  readonly orderId: string;
+  readonly customerId: string;
+  readonly items: readonly OrderItem[];
+  readonly idempotencyKey?: string;
+  readonly correlationId: string;
+  readonly traceId?: string;
+  readonly phase: Phase;
+  /** The step (or compensation) whose reply is awaited; null when nothing is. */
+  readonly step: string | null;
+  /** When the awaited reply times out (epoch ms); null when nothing is awaited. */
+  readonly deadline: number | null;
+  /** Forward steps that succeeded, in order: what a failure compensates, in reverse. */
+  readonly completed: readonly string[];
+  /** Compensations still to run, in order. */
+  readonly compensations: readonly string[];
+  readonly lines?: readonly PricedLine[];
+  readonly total?: number;
+  readonly paymentId?: string;
+  readonly failure?: Failure;
+  readonly history: readonly HistoryEntry[];
+  readonly placedAt: string;
+  readonly updatedAt: string;
+}

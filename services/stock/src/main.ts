@@ -1,0 +1,32 @@
+import { envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { createStockHandler, Levels, type Catalog, type Reservation } from './inventory.js';
+
+/** What the local run starts with when STOCK_CATALOG is not set. */
+const DEMO_CATALOG: Catalog = {
+  'KB-001': { quantity: 100, price: 4_990 },
+  'MOUSE-01': { quantity: 200, price: 1_990 },
+  'SCREEN-27': { quantity: 5, price: 24_900 },
+};
+
+main(async () => {
+  const catalog = envJson<Catalog>('STOCK_CATALOG', DEMO_CATALOG);
+  const table = new StateTable<Reservation>();
+  const levels = new Levels(catalog, table);
+  await runService({
+    name: 'stock',
+    defaultPort: 3001,
+    stateTopic: 'stock.state',
+    table,
+    handle: createStockHandler(levels),
+    routes: (app) => {
+      app.get('/stock', async () => levels.all());
+      app.get<{ Params: { sku: string } }>('/stock/:sku', async (request, reply) => {
+        const level = levels.level(request.params.sku);
+        if (!level) {
+          return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `unknown sku ${request.params.sku}` });
+        }
+        return level;
+      });
+    },
+  });
+});
