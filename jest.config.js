@@ -1,0 +1,23 @@
+/**
+ * One jest run for the whole repository: unit tests next to the code (services/*\/src) and the
+ * integration tests against a real Kafka broker (tests/). ESM TypeScript through ts-jest;
+ * workspace packages resolve to their sources so tests need no build of their own (the
+ * integration tests start the built services, which `npm test` builds first).
+ * @type {import('jest').Config}
+ */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.jest.json' }],
+  },
+  moduleNameMapper: {
+    '^@ordersaga/runtime$': '<rootDir>/services/runtime/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testMatch: ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/tests/**/*.test.ts'],
+  globalSetup: '<rootDir>/tests/kafka-global-setup.js',
+  globalTeardown: '<rootDir>/tests/kafka-global-teardown.js',
+  testTimeout: 120_000,
+  verbose: true,
+};
