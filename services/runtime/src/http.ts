@@ -7,15 +7,15 @@ import { registry } from './metrics.js';
  * consuming) and Prometheus metrics (/metrics). Services add their routes as fastify plugins.
  */
 export function createHttpServer(log: Logger, isReady: () => boolean): FastifyInstance {
-  const app = Fastify({
-    loggerInstance: log as unknown as FastifyBaseLogger,
-    disableRequestLogging: true, bodyLimit: 256 * 1024 });
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  const app = Fastify({ loggerInstance: log as unknown as FastifyBaseLogger, bodyLimit: 256 * 1024 });
+  // Probes and scrapes come every few seconds: not worth an access-log line each.
+  const quiet = { logLevel: 'warn' as const };
+  app.get('/healthz', quiet, async () => ({ status: 'ok' }));
+  app.get('/readyz', quiet, async (_req, reply) => {
     if (isReady()) return { status: 'ready' };
     return reply.code(503).send({ status: 'starting' });
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', quiet, async (_req, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();
   });

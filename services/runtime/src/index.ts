@@ -7,6 +7,7 @@ export * from './messages.js';
 export * as metrics from './metrics.js';
 export * from './processor.js';
 export * from './publisher.js';
+export * from './read-position.js';
 export * from './retry.js';
 export * from './service.js';
 export * from './state-table.js';

@@ -116,6 +116,10 @@ export class Processor<V> {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      // While the broker is away the processor waits for it rather than give up on the batch.
+      // A transaction begun right after a commit gets CONCURRENT_TRANSACTIONS until the coordinator
+      // has finished the last one: retry that quickly (the 300 ms default halves throughput).
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 5_000 },
     });
     this.stateLog = new StateLog(kafka, options.admin, namer, options.stateTopic, options.table, service, this.log);
   }

@@ -26,8 +26,8 @@ export class Publisher {
   ) {
     this.producer = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
-      idempotent: true,
-      maxInFlightRequests: 1,
+      // A retried POST is deduplicated by its order id, so a plain producer with acks=all is enough
+      // and fails fast (503) instead of retrying forever while Kafka is away.
       allowAutoTopicCreation: false,
     });
   }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import type { Logger } from './context.js';
 import type { TopicNamer } from './kafka.js';
-import { sleep } from './retry.js';
+import { ReadPosition } from './read-position.js';
 import type { Row, StateTable } from './state-table.js';
 import type { StateTopic } from './topics.js';
 
@@ -19,8 +19,7 @@ export interface StoredRow<V> {
  */
 export class StateLog<V> {
   private readonly consumer: Consumer;
-  /** Next offset to read, per partition, as far as this reader knows. */
-  private readonly positions = new Map<number, number>();
+  private readonly position: ReadPosition;
 
   constructor(
     kafka: Kafka,
@@ -36,7 +35,10 @@ export class StateLog<V> {
       groupId: namer.id(`${readerName}.state-reader.${randomUUID()}`),
       readUncommitted: false,
       allowAutoTopicCreation: false,
+      // A fetch waits this long when there is nothing new; a stop waits for the fetch.
+      maxWaitTimeInMs: 500,
     });
+    this.position = new ReadPosition(this.consumer);
   }
 
   async start(): Promise<void> {
@@ -51,14 +53,8 @@ export class StateLog<V> {
           const row: Row<V> = { rev: stored.rev, partition: batch.partition, value: stored.value };
           this.table.applyFromLog(message.key?.toString('utf8') ?? '', row);
         }
-        this.advance(batch.partition, Number(batch.lastOffset()) + 1);
-        if (batch.offsetLag() === '0') this.advance(batch.partition, Number(batch.highWatermark));
       },
     });
-  }
-
-  private advance(partition: number, next: number): void {
-    if (next > (this.positions.get(partition) ?? 0)) this.positions.set(partition, next);
   }
 
   /**
@@ -66,19 +62,7 @@ export class StateLog<V> {
    * Called before a replica processes a partition it was just given.
    */
   async catchUp(timeoutMs = 60_000): Promise<void> {
-    const ends = await this.admin.fetchTopicOffsets(this.namer.physical(this.topic));
-    const deadline = Date.now() + timeoutMs;
-    const behind = () => ends.filter((e) => (this.positions.get(e.partition) ?? 0) < Number(e.high));
-    let lagging = behind();
-    while (lagging.length > 0) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `state topic ${this.topic} not caught up after ${timeoutMs} ms: partitions ${lagging.map((e) => e.partition).join(',')}`,
-        );
-      }
-      await sleep(20);
-      lagging = behind();
-    }
+    await this.position.reached(this.admin, this.namer.physical(this.topic), timeoutMs);
     this.log.debug({ topic: this.topic, rows: this.table.size }, 'state caught up');
   }
 

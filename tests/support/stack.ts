@@ -1,0 +1,255 @@
+/**
+ * Runs the real services as child processes against the real broker, each test file in a
+ * Kafka namespace of its own (topics, groups and transactional ids prefixed), and gives the
+ * tests what they need to look at the outcome: the HTTP APIs and the topics themselves.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel, Partitioners, type IHeaders, type Producer } from 'kafkajs';
+import { headersToStrings, ReadPosition, type ServiceName, type TopicName } from '@ordersaga/runtime';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const SERVICES: readonly ServiceName[] = ['order', 'stock', 'billing', 'notification'];
+
+export interface TopicRecord {
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: string | null;
+  readonly value: string | null;
+  readonly headers: Record<string, string>;
+  /** The parsed JSON value, when it is JSON. */
+  readonly json: any;
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly exited: Promise<number | null>;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails with `what`. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+const everyChild = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of everyChild) child.kill('SIGKILL');
+});
+
+export interface StackOptions {
+  /** Extra environment per service (catalogue, accounts, timeouts...). */
+  readonly env?: Partial<Record<ServiceName, Record<string, string>>>;
+}
+
+export class Stack {
+  readonly namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.`;
+  readonly brokers = process.env.KAFKA_BROKERS ?? '';
+  readonly logDir = join(tmpdir(), 'ordersaga-tests', this.namespace.slice(0, -1));
+  readonly kafka: Kafka;
+  private readonly running = new Map<string, Running>();
+  private producer: Producer | undefined;
+
+  constructor(private readonly options: StackOptions = {}) {
+    if (!this.brokers) throw new Error('KAFKA_BROKERS is not set (the jest global setup starts a broker)');
+    mkdirSync(this.logDir, { recursive: true });
+    this.kafka = new Kafka({ clientId: 'tests', brokers: this.brokers.split(','), logLevel: logLevel.NOTHING });
+  }
+
+  topic(name: TopicName): string {
+    return `${this.namespace}${name}`;
+  }
+
+  async startAll(): Promise<void> {
+    // Order first: it creates the topics; the others then start together.
+    await this.start('order');
+    await Promise.all(SERVICES.filter((s) => s !== 'order').map((s) => this.start(s)));
+  }
+
+  async start(service: ServiceName, instance = '0', env: Record<string, string> = {}): Promise<void> {
+    const name = `${service}-${instance}`;
+    if (this.running.has(name)) throw new Error(`${name} is already running`);
+    const port = await freePort();
+    const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [join(ROOT, 'services', service, 'dist', 'main.js')], {
+      env: {
+        PATH: process.env.PATH,
+        KAFKA_BROKERS: this.brokers,
+        ORDERSAGA_NAMESPACE: this.namespace,
+        INSTANCE_ID: name,
+        PORT: String(port),
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+        KAFKA_SESSION_TIMEOUT_MS: '6000',
+        ...this.options.env?.[service],
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    everyChild.add(child);
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => {
+        everyChild.delete(child);
+        resolve(code);
+      }),
+    );
+    this.running.set(name, { child, port, exited });
+    const ready = eventually(
+      `${name} to be ready (log: ${join(this.logDir, `${name}.log`)})`,
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+        return response?.ok ? true : undefined;
+      },
+      60_000,
+    );
+    const died = exited.then((code) => {
+      throw new Error(`${name} exited with code ${code} during start-up:\n${this.logTail(name)}`);
+    });
+    await Promise.race([ready, died]);
+    died.catch(() => undefined);
+  }
+
+  /** Stops an instance: SIGTERM (graceful) or SIGKILL (a crash). */
+  async stop(service: ServiceName, instance = '0', signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const name = `${service}-${instance}`;
+    const running = this.running.get(name);
+    if (!running) return null;
+    running.child.kill(signal);
+    const code = await running.exited;
+    this.running.delete(name);
+    return code;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running.keys()].map((name) => {
+      const [service, instance] = name.split('-') as [ServiceName, string];
+      return this.stop(service, instance);
+    }));
+    await this.producer?.disconnect();
+  }
+
+  logTail(name: string, lines = 30): string {
+    try {
+      return readFileSync(join(this.logDir, `${name}.log`), 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  url(service: ServiceName, instance = '0'): string {
+    const running = this.running.get(`${service}-${instance}`);
+    if (!running) throw new Error(`${service}-${instance} is not running`);
+    return `http://127.0.0.1:${running.port}`;
+  }
+
+  async http(service: ServiceName, path: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+    const response = await fetch(`${this.url(service)}${path}`, init);
+    const text = await response.text();
+    let body: any = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return { status: response.status, body };
+  }
+
+  placeOrder(body: unknown, headers: Record<string, string> = {}) {
+    return this.http('order', '/orders', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  }
+
+  /** Waits until the order is CONFIRMED or FAILED and returns it. */
+  async finished(orderId: string, timeoutMs = 30_000): Promise<any> {
+    return eventually(`order ${orderId} to finish`, async () => {
+      const { status, body } = await this.http('order', `/orders/${orderId}`);
+      return status === 200 && (body.status === 'CONFIRMED' || body.status === 'FAILED') ? body : undefined;
+    }, timeoutMs);
+  }
+
+  /** Every committed record of a topic, read from its start to its current end. */
+  async readTopic(name: TopicName): Promise<TopicRecord[]> {
+    const topic = this.topic(name);
+    const admin = this.kafka.admin();
+    await admin.connect();
+    const records: TopicRecord[] = [];
+    const consumer = this.kafka.consumer({
+      groupId: `${this.namespace}reader.${Math.random()}`,
+      readUncommitted: false,
+      maxWaitTimeInMs: 100,
+    });
+    const position = new ReadPosition(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          const value = m.value?.toString('utf8') ?? null;
+          let json: unknown;
+          try {
+            json = value === null ? null : JSON.parse(value);
+          } catch {
+            json = undefined;
+          }
+          records.push({
+            partition: batch.partition,
+            offset: m.offset,
+            key: m.key?.toString('utf8') ?? null,
+            value,
+            headers: headersToStrings(m.headers as IHeaders),
+            json,
+          });
+        }
+      },
+    });
+    try {
+      await position.reached(admin, topic, 30_000);
+    } finally {
+      await consumer.disconnect();
+      await admin.disconnect();
+    }
+    return records;
+  }
+
+  /** Writes raw records to a topic of this stack (for duplicates and poison messages). */
+  async produce(name: TopicName, messages: Array<{ key: string | null; value: string | Buffer | null; headers?: Record<string, string> }>) {
+    if (!this.producer) {
+      this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await this.producer.connect();
+    }
+    await this.producer.send({ topic: this.topic(name), messages });
+  }
+}
