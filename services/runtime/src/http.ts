@@ -7,7 +7,12 @@ import { registry } from './metrics.js';
  * consuming) and Prometheus metrics (/metrics). Services add their routes as fastify plugins.
  */
 export function createHttpServer(log: Logger, isReady: () => boolean): FastifyInstance {
-  const app = Fastify({ loggerInstance: log as unknown as FastifyBaseLogger, bodyLimit: 256 * 1024 });
+  const app = Fastify({
+    loggerInstance: log as unknown as FastifyBaseLogger,
+    bodyLimit: 256 * 1024,
+    // An unknown field is refused with a reason rather than silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
+  });
   // Probes and scrapes come every few seconds: not worth an access-log line each.
   const quiet = { logLevel: 'warn' as const };
   app.get('/healthz', quiet, async () => ({ status: 'ok' }));

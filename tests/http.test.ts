@@ -1,0 +1,90 @@
+/**
+ * The Order API's contract: validation, idempotency, 404s, OpenAPI; and that refused requests
+ * publish nothing.
+ */
+import { Stack } from './support/stack.js';
+
+const stack = new Stack({
+  env: { stock: { STOCK_CATALOG: JSON.stringify({ PEN: { quantity: 100, price: 200 } }) } },
+});
+
+beforeAll(() => stack.startAll());
+afterAll(() => stack.stopAll());
+
+const invalid: Array<[string, unknown, RegExp]> = [
+  ['no body fields', {}, /must have required property 'customerId'/],
+  ['no items', { customerId: 'alice', items: [] }, /items must NOT have fewer than 1 items/],
+  ['zero quantity', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 0 }] }, /quantity must be >= 1/],
+  ['fractional quantity', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1.5 }] }, /quantity must be integer/],
+  ['bad sku', { customerId: 'alice', items: [{ sku: 'no spaces', quantity: 1 }] }, /sku must match pattern/],
+  ['unknown field', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }], discount: 50 }, /must NOT have additional properties/],
+  ['malformed JSON', '{"customerId": "alice", "items": [', /JSON/],
+];
+
+test.each(invalid)('400 with a reason for %s, and nothing published', async (_name, body, reason) => {
+  const response = await stack.placeOrder(body);
+  expect(response.status).toBe(400);
+  expect(response.body.message).toMatch(reason);
+});
+
+test('a refused request publishes nothing', async () => {
+  // The batch above was all refused; one good order now is the only order.placed of this stack.
+  const good = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] });
+  expect(good.status).toBe(202);
+  const placed = await stack.readTopic('order.placed');
+  expect(placed.map((r) => r.key)).toEqual([good.body.orderId]);
+});
+
+test('400 for a body that is not a JSON object', async () => {
+  const response = await stack.http('order', '/orders', {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body: 'two pens please',
+  });
+  expect(response.status).toBe(400);
+  expect(response.body.message).toMatch(/body must be object/);
+});
+
+test('unknown order: 404 with a reason', async () => {
+  const response = await stack.http('order', '/orders/does-not-exist');
+  expect(response.status).toBe(404);
+  expect(response.body.message).toBe('order does-not-exist not found');
+});
+
+test('the same Idempotency-Key returns the same order; another body with it is refused', async () => {
+  const body = { customerId: 'alice', items: [{ sku: 'PEN', quantity: 2 }] };
+  const headers = { 'idempotency-key': 'checkout-42' };
+  const first = await stack.placeOrder(body, headers);
+  expect(first.status).toBe(202);
+  await stack.finished(first.body.orderId);
+  const again = await stack.placeOrder(body, headers);
+  expect(again.status).toBe(200);
+  expect(again.body.orderId).toBe(first.body.orderId);
+  expect(again.body.status).toBe('CONFIRMED');
+
+  const other = await stack.placeOrder({ ...body, items: [{ sku: 'PEN', quantity: 3 }] }, headers);
+  expect(other.status).toBe(422);
+  expect(other.body.message).toMatch(/Idempotency-Key/);
+  // The same key from another customer is another order.
+  const bob = await stack.placeOrder({ ...body, customerId: 'bob' }, headers);
+  expect(bob.status).toBe(202);
+  expect(bob.body.orderId).not.toBe(first.body.orderId);
+
+  const placed = (await stack.readTopic('order.placed')).filter((r) => r.key === first.body.orderId);
+  expect(placed).toHaveLength(1);
+});
+
+test('the OpenAPI document describes the API', async () => {
+  const { status, body } = await stack.http('order', '/openapi.json');
+  expect(status).toBe(200);
+  expect(body.openapi).toMatch(/^3\./);
+  expect(Object.keys(body.paths)).toEqual(expect.arrayContaining(['/orders', '/orders/{id}']));
+  expect(body.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual(['customerId', 'items']);
+});
+
+test('health, readiness and metrics endpoints', async () => {
+  expect((await stack.http('stock', '/healthz')).status).toBe(200);
+  expect((await stack.http('stock', '/readyz')).body).toEqual({ status: 'ready' });
+  const metrics = await stack.http('order', '/metrics');
+  expect(metrics.body).toMatch(/ordersaga_messages_consumed_total\{topic="order.placed"\} \d+/);
+});
