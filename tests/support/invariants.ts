@@ -1,0 +1,77 @@
+/**
+ * The invariants of the design brief, checked from the outside: HTTP APIs and Kafka topics.
+ */
+import { SAGA_TOPICS, deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
+import { eventually, type Stack } from './stack.js';
+
+export interface World {
+  readonly catalog: Record<string, { quantity: number; price: number }>;
+  readonly accounts: Record<string, number>;
+}
+
+/**
+ * Waits for every order ever placed in this stack (every key of order.placed) to finish, then
+ * checks the five invariants over all of them. Returns the orders.
+ */
+export async function expectInvariants(stack: Stack, world: World, timeoutMs = 60_000) {
+  const orderIds = [...new Set((await stack.readTopic('order.placed')).map((r) => r.key!))];
+  // 1. Every accepted order reaches exactly one terminal state within a bound.
+  const orders = await Promise.all(orderIds.map((id) => stack.finished(id, timeoutMs)));
+  const confirmed = orders.filter((o) => o.status === 'CONFIRMED');
+  const failed = orders.filter((o) => o.status === 'FAILED');
+  expect(confirmed.length + failed.length).toBe(orderIds.length);
+
+  const terminalEvents = [...(await stack.readTopic('order.confirmed')), ...(await stack.readTopic('order.failed'))];
+  for (const order of orders) {
+    const events = terminalEvents.filter((r) => r.key === order.orderId);
+    expect(events.map((e) => e.json.type)).toEqual([order.status === 'CONFIRMED' ? 'order.confirmed' : 'order.failed']);
+  }
+
+  // 2. Stock is conserved, and a failed order holds nothing (no order is in flight now).
+  const soldBySku = new Map<string, number>();
+  for (const order of confirmed) {
+    for (const line of order.lines) soldBySku.set(line.sku, (soldBySku.get(line.sku) ?? 0) + line.quantity);
+  }
+  const levels = await eventually('stock to settle', async () => {
+    const { body } = await stack.http('stock', '/stock');
+    return (body as any[]).every((l) => l.reserved === 0) ? (body as any[]) : undefined;
+  });
+  for (const level of levels) {
+    expect(level.initial).toBe(world.catalog[level.sku]!.quantity);
+    expect(level.available + level.reserved + level.sold).toBe(level.initial);
+    expect({ sku: level.sku, sold: level.sold }).toEqual({ sku: level.sku, sold: soldBySku.get(level.sku) ?? 0 });
+  }
+
+  // 3. A confirmed order is charged exactly once; a failed order has no net charge.
+  const chargedByCustomer = new Map<string, number>();
+  for (const order of confirmed) {
+    chargedByCustomer.set(order.customerId, (chargedByCustomer.get(order.customerId) ?? 0) + order.total);
+    const { body: payment } = await stack.http('billing', `/payments/${order.orderId}`);
+    expect(payment).toMatchObject({ status: 'charged', amount: order.total });
+  }
+  for (const order of failed) {
+    const { status, body: payment } = await stack.http('billing', `/payments/${order.orderId}`);
+    if (status === 200) expect(['declined', 'cancelled', 'refunded']).toContain(payment.status);
+  }
+  const approvals = (await stack.readTopic('payment.result')).filter((r) => r.json?.payload?.result === 'approved');
+  for (const order of confirmed) expect(approvals.filter((r) => r.key === order.orderId)).toHaveLength(1);
+  for (const customerId of Object.keys(world.accounts)) {
+    const { body: account } = await stack.http('billing', `/accounts/${customerId}`);
+    expect({ customerId, charged: account.charged }).toEqual({ customerId, charged: chargedByCustomer.get(customerId) ?? 0 });
+  }
+
+  // 4. Exactly one customer notification per terminal order.
+  const notifications = await eventually('a notification per order', async () => {
+    const { body } = await stack.http('notification', '/notifications');
+    const mine = (body as any[]).filter((n) => orderIds.includes(n.orderId));
+    return mine.length >= orderIds.length ? mine : undefined;
+  });
+  expect(new Set(notifications.map((n) => n.orderId)).size).toBe(orderIds.length);
+  expect(notifications).toHaveLength(orderIds.length);
+
+  // 5. Nothing dropped silently: in this world no message was unprocessable.
+  for (const topic of Object.keys(SAGA_TOPICS) as SagaTopic[]) {
+    expect({ topic, deadLetters: (await stack.readTopic(deadLetterTopicOf(topic))).length }).toEqual({ topic, deadLetters: 0 });
+  }
+  return { orders, confirmed, failed };
+}
