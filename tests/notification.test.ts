@@ -57,7 +57,11 @@ test("the customer's webhook is called once per order, with the notification", a
   expect(call).toMatchObject({ path: '/alice', idempotencyKey: `notification-${body.orderId}` });
   expect(call.body).toMatchObject({ outcome: 'confirmed', customerId: 'alice' });
   expect(call.body.message).toMatch(/is confirmed: 10.00 EUR/);
-  const { body: stored } = await stack.http('notification', `/notifications/${body.orderId}`);
+  // The webhook is called before the record is committed (at least once, never lost): poll for it.
+  const stored = await eventually('the stored notification', async () => {
+    const { status, body: n } = await stack.http('notification', `/notifications/${body.orderId}`);
+    return status === 200 ? n : undefined;
+  });
   expect(stored).toMatchObject({ orderId: body.orderId, outcome: 'confirmed', webhook: expect.stringMatching(/\/alice$/) });
   expect(received.filter((r) => r.body.orderId === body.orderId)).toHaveLength(1);
 });
@@ -72,7 +76,10 @@ test('a webhook that keeps failing is retried, then dead-lettered with the reaso
   expect(dead.headers['dlt-reason']).toMatch(/webhook http:\/\/127.0.0.1:\d+\/broken: webhook answered HTTP 500/);
   expect(failures).toBe(4); // the first call and three retries
   // The customer is still told once, in the record kept by the service.
-  const { body: stored } = await stack.http('notification', `/notifications/${body.orderId}`);
+  const stored = await eventually('the stored notification', async () => {
+    const { status, body: n } = await stack.http('notification', `/notifications/${body.orderId}`);
+    return status === 200 ? n : undefined;
+  });
   expect(stored.outcome).toBe('confirmed');
   // ...and the next order's notification is not held up.
   const next = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'SOCK', quantity: 1 }] });

@@ -38,7 +38,9 @@ test('happy path: confirmed, stock decremented, account charged, one notificatio
   ]);
   for (const entry of order.history) expect(Date.parse(entry.at)).not.toBeNaN();
 
-  expect(await stock('BOOK')).toMatchObject({ available: before.book.available - 3, sold: before.book.sold + 3, reserved: 0 });
+  // Stock turns the reservation into a sale when it sees order.confirmed, just after the saga ends.
+  const book = await waitFor(() => stock('BOOK'), (level) => level.reserved === 0);
+  expect(book).toMatchObject({ available: before.book.available - 3, sold: before.book.sold + 3, reserved: 0 });
   expect(await account('alice')).toMatchObject({ charged: before.alice.charged + 4_500 });
   // The notification is written after order.confirmed is committed: give it a moment.
   const notifications = await waitFor(() => notificationsOf(order.orderId), (n) => n.length > 0);

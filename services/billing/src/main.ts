@@ -26,7 +26,7 @@ main(async () => {
         return account;
       });
       app.get<{ Params: { orderId: string } }>('/payments/:orderId', async (request, reply) => {
-        const payment = table.get(request.params.orderId);
+        const payment = table.getCommitted(request.params.orderId);
         if (!payment) {
           return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no payment for ${request.params.orderId}` });
         }

@@ -14,11 +14,11 @@ main(async () => {
       app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request) => {
         const { customerId } = request.query;
         return [...table.rows()]
-          .map(([, row]) => row.value)
-          .filter((n) => customerId === undefined || n.customerId === customerId);
+          .map(([orderId]) => table.getCommitted(orderId))
+          .filter((n): n is Notification => n !== undefined && (customerId === undefined || n.customerId === customerId));
       });
       app.get<{ Params: { orderId: string } }>('/notifications/:orderId', async (request, reply) => {
-        const notification = table.get(request.params.orderId);
+        const notification = table.getCommitted(request.params.orderId);
         if (!notification) {
           return reply
             .code(404)

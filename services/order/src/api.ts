@@ -85,13 +85,13 @@ export interface OrderApiOptions {
 }
 
 export async function orderApi(app: FastifyInstance, { table, publisher }: OrderApiOptions): Promise<void> {
-  // Accepted orders whose saga this replica has not seen yet, so a GET right after the POST works.
+  // Orders accepted here whose saga may not be committed yet, so a GET right after the POST
+  // works. Bounded: the oldest go first, long after their saga has taken over.
   const accepted = new Map<string, OrderView>();
-  table.onChange((orderId) => accepted.delete(orderId));
   const ACCEPTED_MAX = 10_000;
 
   const find = (orderId: string): OrderView | undefined => {
-    const saga = table.get(orderId);
+    const saga = table.getCommitted(orderId);
     return saga ? view(saga) : accepted.get(orderId);
   };
 
@@ -146,7 +146,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         placedAt: now.toISOString(),
         updatedAt: now.toISOString(),
       };
-      if (!table.get(orderId)) {
+      if (!table.getCommitted(orderId)) {
         if (accepted.size >= ACCEPTED_MAX) accepted.delete(accepted.keys().next().value!);
         accepted.set(orderId, pending);
       }

@@ -210,6 +210,7 @@ export class Processor<V> {
           for (const undo of pending.undo.reverse()) undo();
           throw err;
         }
+        this.options.table.commit();
         messagesConsumed.inc({ topic }, batch.messages.indexOf(processedUpTo) + 1);
         this.countCommitted(pending);
       },
@@ -287,6 +288,7 @@ export class Processor<V> {
           for (const undo of pending.undo.reverse()) undo();
           throw err;
         }
+        this.options.table.commit();
         this.countCommitted(pending);
       },
       this.backoff,

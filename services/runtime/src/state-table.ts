@@ -23,6 +23,8 @@ export type ChangeListener<V> = (key: string, previous: V | undefined, next: V |
 export class StateTable<V> implements StateView<V> {
   private readonly data = new Map<string, Row<V>>();
   private readonly listeners: ChangeListener<V>[] = [];
+  /** Rows written by the batch in progress, with what they were before it. */
+  private readonly uncommitted = new Map<string, Row<V> | undefined>();
 
   /** Derived views (sums, indexes) subscribe here and stay exact through writes and undos. */
   onChange(listener: ChangeListener<V>): void {
@@ -45,12 +47,32 @@ export class StateTable<V> implements StateView<V> {
     return this.data.size;
   }
 
-  /** A local write: returns the new row (to persist) and how to take it back. */
+  /**
+   * What readers outside the processor (HTTP) may see: the value as last committed to Kafka,
+   * never one a batch in progress might still take back.
+   */
+  getCommitted(key: string): V | undefined {
+    return this.uncommitted.has(key) ? this.uncommitted.get(key)?.value : this.data.get(key)?.value;
+  }
+
+  /** A write of the batch in progress: returns the new row (to persist) and how to take it back. */
   write(key: string, value: V, partition: number): { row: Row<V>; undo: () => void } {
     const previous = this.data.get(key);
+    if (!this.uncommitted.has(key)) this.uncommitted.set(key, previous);
     const row: Row<V> = { rev: (previous?.rev ?? 0) + 1, partition, value };
     this.set(key, previous, row);
-    return { row, undo: () => this.set(key, row, previous) };
+    return {
+      row,
+      undo: () => {
+        this.set(key, row, previous);
+        if (this.uncommitted.get(key) === previous) this.uncommitted.delete(key);
+      },
+    };
+  }
+
+  /** The batch in progress is committed: its rows become what readers see. */
+  commit(): void {
+    this.uncommitted.clear();
   }
 
   /** A row read from the state topic: applied only when newer than what we hold. */
