@@ -1,11 +1,12 @@
-import { envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { Type } from '@sinclair/typebox';
+import { Cents, CustomerId, envJson, main, runService, StateTable } from '@ordersaga/runtime';
 import { createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
 
 /** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
 const DEMO_ACCOUNTS: Accounts = { alice: 100_000, bob: 1_000 };
 
 main(async () => {
-  const accounts = envJson<Accounts>('BILLING_ACCOUNTS', DEMO_ACCOUNTS);
+  const accounts = envJson('BILLING_ACCOUNTS', Type.Record(CustomerId, Cents), DEMO_ACCOUNTS);
   const table = new StateTable<Payment>();
   const ledger = new Ledger(accounts, table);
   await runService({

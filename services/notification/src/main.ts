@@ -1,8 +1,13 @@
-import { createLogger, envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { Type } from '@sinclair/typebox';
+import { createLogger, CustomerId, envJson, main, runService, StateTable } from '@ordersaga/runtime';
 import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
 
 main(async () => {
-  const webhooks = envJson<Webhooks>('NOTIFICATION_WEBHOOKS', {});
+  const webhooks: Webhooks = envJson(
+    'NOTIFICATION_WEBHOOKS',
+    Type.Record(CustomerId, Type.String({ pattern: '^https?://' })),
+    {},
+  );
   const table = new StateTable<Notification>();
   await runService({
     name: 'notification',

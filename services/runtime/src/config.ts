@@ -1,3 +1,6 @@
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
 /** Reads configuration from the environment, failing loudly on a bad value. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -20,14 +23,19 @@ export function envInt(name: string, fallback: number): number {
   return value;
 }
 
-export function envJson<T>(name: string, fallback: T): T {
+/** A JSON value, checked against its schema: a typo in a catalogue fails the start, clearly. */
+export function envJson<S extends TSchema>(name: string, schema: S, fallback: Static<S>): Static<S> {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
+  let value: unknown;
   try {
-    return JSON.parse(raw) as T;
+    value = JSON.parse(raw);
   } catch (err) {
     throw new ConfigError(`environment variable ${name} is not valid JSON: ${(err as Error).message}`);
   }
+  const errors = [...Value.Errors(schema, value)].slice(0, 3).map((e) => `${e.path || '/'} ${e.message}`);
+  if (errors.length > 0) throw new ConfigError(`environment variable ${name} is invalid: ${errors.join('; ')}`);
+  return value as Static<S>;
 }
 
 /** Settings every service shares. */

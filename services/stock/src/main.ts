@@ -1,4 +1,5 @@
-import { envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { Type } from '@sinclair/typebox';
+import { Cents, envJson, main, runService, Sku, StateTable } from '@ordersaga/runtime';
 import { createStockHandler, Levels, type Catalog, type Reservation } from './inventory.js';
 
 /** What the local run starts with when STOCK_CATALOG is not set. */
@@ -9,7 +10,11 @@ const DEMO_CATALOG: Catalog = {
 };
 
 main(async () => {
-  const catalog = envJson<Catalog>('STOCK_CATALOG', DEMO_CATALOG);
+  const catalog = envJson(
+    'STOCK_CATALOG',
+    Type.Record(Sku, Type.Object({ quantity: Type.Integer({ minimum: 0 }), price: Cents }, { additionalProperties: false })),
+    DEMO_CATALOG,
+  );
   const table = new StateTable<Reservation>();
   const levels = new Levels(catalog, table);
   await runService({
