@@ -88,3 +88,20 @@ test('health, readiness and metrics endpoints', async () => {
   const metrics = await stack.http('order', '/metrics');
   expect(metrics.body).toMatch(/ordersaga_messages_consumed_total\{topic="order.placed"\} \d+/);
 });
+
+test("the caller's X-Correlation-Id follows the order through every message", async () => {
+  const { body } = await stack.placeOrder(
+    { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] },
+    { 'x-correlation-id': 'checkout-7f3a' },
+  );
+  expect(body.correlationId).toBe('checkout-7f3a');
+  await stack.finished(body.orderId);
+  for (const topic of ['order.placed', 'stock.check.request', 'stock.checked', 'payment.request', 'order.confirmed'] as const) {
+    const [record] = (await stack.readTopic(topic)).filter((r) => r.key === body.orderId);
+    expect({ topic, correlationId: record!.json.correlationId, header: record!.headers['correlation-id'] }).toEqual({
+      topic,
+      correlationId: 'checkout-7f3a',
+      header: 'checkout-7f3a',
+    });
+  }
+});

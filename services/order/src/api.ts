@@ -127,7 +127,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         orderId,
         { customerId, items, ...(idempotencyKey ? { idempotencyKey } : {}) },
         now,
-        request.headers['x-correlation-id'] ?? randomUUID(),
+        request.id,
       );
       try {
         await publisher.publish(placed);

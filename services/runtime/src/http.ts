@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from './context.js';
 import { registry } from './metrics.js';
@@ -10,6 +11,11 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
   const app = Fastify({
     loggerInstance: log as unknown as FastifyBaseLogger,
     bodyLimit: 256 * 1024,
+    // A request's id is its correlation id (taken from X-Correlation-Id when the caller has one),
+    // so every log line of the request carries it, as every line of a saga message does.
+    requestIdHeader: 'x-correlation-id',
+    requestIdLogLabel: 'correlationId',
+    genReqId: () => randomUUID(),
     // An unknown field is refused with a reason rather than silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
   });
