@@ -18,10 +18,9 @@ export const messagesProduced = new Counter({
   registers: [registry],
 });
 
-export const batchDuration = new Histogram({
-  name: 'ordersaga_batch_processing_duration_seconds',
-  help: 'Time to process one consumed batch, transaction commit included',
-  labelNames: ['topic'] as const,
+export const transactionDuration = new Histogram({
+  name: 'ordersaga_transaction_duration_seconds',
+  help: 'Time to handle the batches of one transaction and commit it',
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers: [registry],
 });

@@ -18,7 +18,7 @@ import { currentContext, withContext, type Logger } from './context.js';
 import { decode, encode, headersToStrings, PoisonMessageError, type Outgoing } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import type { AnyEnvelope } from './messages.js';
-import { batchDuration, consumerLag, deadLetters, messagesConsumed, messagesProduced, retries } from './metrics.js';
+import { consumerLag, deadLetters, messagesConsumed, messagesProduced, retries, transactionDuration } from './metrics.js';
 import { DEFAULT_BACKOFF, retry, type BackoffPolicy } from './retry.js';
 import { StateLog, type StoredRow } from './state-log.js';
 import type { StateTable, StateView } from './state-table.js';
@@ -79,17 +79,27 @@ interface Pending {
 
 type DeadLetterKind = 'poison' | 'handler-error' | 'effect-failed';
 
+/** Work for the next transaction: a consumed batch, or a clock tick. */
+type WorkItem<V> = { readonly kind: 'batch'; readonly payload: EachBatchPayload } | { readonly kind: 'tick'; readonly tick: Tick<V> };
+type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (err: unknown) => void } };
+
+/** How many partitions' batches may wait for one transaction together. */
+const PARTITIONS_IN_FLIGHT = 16;
+
 const newPending = (): Pending => ({ messages: new Map(), undo: [], produced: [], deadLettered: [] });
 
 export class Processor<V> {
   private readonly consumer: Consumer;
-  private readonly producer: Producer;
+  private readonly producers: Producer[];
+  private transactions = 0;
   private readonly stateLog: StateLog<V>;
   private readonly groupId: string;
   private readonly backoff: BackoffPolicy;
   private readonly log: Logger;
-  /** Batches and ticks never overlap: they share the state table. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Work waiting for the next transaction, and whether one is being committed. */
+  private inbox: Array<Work<V>> = [];
+  private draining = false;
+  private drained: Promise<void> = Promise.resolve();
   private owned = new Set<number>();
   private needsCatchUp = true;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -109,18 +119,21 @@ export class Processor<V> {
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 500,
     });
-    // Stable per replica: a restarted replica fences its dead predecessor's open transaction.
-    this.producer = kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      transactionalId: namer.id(`${service}.${instanceId}`),
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      // While the broker is away the processor waits for it rather than give up on the batch.
-      // A transaction begun right after a commit gets CONCURRENT_TRANSACTIONS until the coordinator
-      // has finished the last one: retry that quickly (the 300 ms default halves throughput).
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 5_000 },
-    });
+    // Transactions alternate between two producers: a transactional id cannot begin its next
+    // transaction until the coordinator has finished writing the last one's markers
+    // (CONCURRENT_TRANSACTIONS), and the other id is long done by then. Ids are stable per
+    // replica, so a restarted replica fences its dead predecessor's open transactions.
+    this.producers = (['a', 'b'] as const).map((lane) =>
+      kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        transactionalId: namer.id(`${service}.${instanceId}.${lane}`),
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        // While the broker is away the processor waits for it rather than give up on the batch.
+        retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 5_000 },
+      }),
+    );
     this.stateLog = new StateLog(kafka, options.admin, namer, options.stateTopic, options.table, service, this.log);
   }
 
@@ -131,7 +144,7 @@ export class Processor<V> {
 
   async start(): Promise<void> {
     const { namer, service } = this.options;
-    await this.producer.connect();
+    await Promise.all(this.producers.map((p) => p.connect()));
     await this.stateLog.start();
     await this.stateLog.catchUp();
     this.caughtUpOnce = true;
@@ -149,32 +162,62 @@ export class Processor<V> {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
-      eachBatch: (payload) => this.serially(() => this.processBatch(payload)),
+      // Batches of several partitions arrive together and share one transaction.
+      partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT,
+      eachBatch: async (payload) => {
+        if (payload.batch.isEmpty()) return;
+        await this.submit({ kind: 'batch', payload });
+        await payload.heartbeat();
+      },
     });
     this.running = true;
     const tick = this.options.tick;
     if (tick) {
       this.tickTimer = setInterval(() => {
-        void this.serially(() => this.runTick(tick)).catch((err) => this.log.error({ err }, 'tick failed'));
+        if (this.inbox.some((w) => w.kind === 'tick')) return;
+        this.submit({ kind: 'tick', tick }).catch((err) => this.log.error({ err }, 'tick failed'));
       }, tick.everyMs);
     }
   }
 
-  /** Graceful stop: the batch in hand is finished and committed, then the group is left. */
+  /** Graceful stop: the batches in hand are finished and committed, then the group is left. */
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.running = false;
     await this.consumer.disconnect();
-    await this.queue.catch(() => undefined);
-    await this.producer.disconnect();
+    await this.drained;
+    await Promise.all(this.producers.map((p) => p.disconnect()));
     await this.stateLog.stop();
   }
 
-  private serially<R>(work: () => Promise<R>): Promise<R> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
+  /** Queues work for the next transaction; resolves once it is committed. */
+  private submit(work: WorkItem<V>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.inbox.push({ ...work, done: { resolve, reject } });
+      if (!this.draining) this.drained = this.drain();
+    });
+  }
+
+  /**
+   * Group commit: while one transaction commits, the work that arrives waits, and then all of it
+   * goes into the next transaction. Under load many batches share one commit; when idle, a batch
+   * is committed at once.
+   */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.inbox.length > 0) {
+        const group = this.inbox.splice(0, this.inbox.length);
+        try {
+          await this.commitGroup(group);
+          for (const work of group) work.done.resolve();
+        } catch (err) {
+          for (const work of group) work.done.reject(err);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   private async ensureCaughtUp(): Promise<void> {
@@ -183,47 +226,55 @@ export class Processor<V> {
     this.needsCatchUp = false;
   }
 
-  private async processBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    if (batch.messages.length === 0) return;
-    await this.ensureCaughtUp();
-    const topic = this.options.namer.logical(batch.topic) as SagaTopic;
+  private async commitGroup(group: Work<V>[]): Promise<void> {
     const started = process.hrtime.bigint();
-    let processedUpTo: KafkaMessage | undefined;
-
+    // The last message handled of each batch: its offset is committed and resolved.
+    let handledUpTo = new Map<EachBatchPayload, KafkaMessage>();
     await retry(
       async () => {
+        await this.ensureCaughtUp();
         const pending = newPending();
-        processedUpTo = undefined;
+        handledUpTo = new Map();
         try {
-          for (const message of batch.messages) {
-            if (!isRunning() || isStale()) break;
-            await this.processMessage(topic, batch.partition, message, pending);
-            processedUpTo = message;
+          for (const work of group) {
+            if (work.kind === 'tick') {
+              this.stageTick(work.tick, pending);
+              continue;
+            }
+            const { batch, isRunning, isStale } = work.payload;
+            const topic = this.options.namer.logical(batch.topic) as SagaTopic;
+            for (const message of batch.messages) {
+              if (!isRunning() || isStale()) break;
+              await this.processMessage(topic, batch.partition, message, pending);
+              handledUpTo.set(work.payload, message);
+            }
           }
-          if (!processedUpTo) return;
-          await this.commit(pending, {
+          await this.commit(pending, [...handledUpTo].map(([{ batch }, message]) => ({
             topic: batch.topic,
             partition: batch.partition,
-            offset: String(Number(processedUpTo.offset) + 1),
-          });
+            offset: String(Number(message.offset) + 1),
+          })));
         } catch (err) {
           for (const undo of pending.undo.reverse()) undo();
           throw err;
         }
         this.options.table.commit();
-        messagesConsumed.inc({ topic }, batch.messages.indexOf(processedUpTo) + 1);
         this.countCommitted(pending);
       },
       this.backoff,
       (err, attempt, delayMs) => {
-        retries.inc({ operation: 'batch-commit' });
-        this.log.warn({ err, attempt, delayMs, topic, partition: batch.partition }, 'batch commit failed; retrying');
+        retries.inc({ operation: 'commit' });
+        this.log.warn({ err, attempt, delayMs }, 'transaction failed; retrying');
       },
     );
-    if (processedUpTo) resolveOffset(processedUpTo.offset);
-    consumerLag.set({ topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
-    batchDuration.observe({ topic }, Number(process.hrtime.bigint() - started) / 1e9);
-    await heartbeat();
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    transactionDuration.observe(seconds);
+    for (const [{ batch, resolveOffset }, message] of handledUpTo) {
+      const topic = this.options.namer.logical(batch.topic);
+      resolveOffset(message.offset);
+      messagesConsumed.inc({ topic }, batch.messages.indexOf(message) + 1);
+      consumerLag.set({ topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
+    }
   }
 
   private async processMessage(topic: SagaTopic, partition: number, message: KafkaMessage, pending: Pending) {
@@ -267,36 +318,17 @@ export class Processor<V> {
     );
   }
 
-  private async runTick(tick: Tick<V>): Promise<void> {
+  /** Timeouts and other clock work: sees only the rows of partitions this replica owns. */
+  private stageTick(tick: Tick<V>, pending: Pending): void {
     if (!this.running || this.owned.size === 0) return;
-    await this.ensureCaughtUp();
     const owned = this.owned;
     const decision = tick.run(this.options.table, (p) => owned.has(p), new Date());
-    if (!decision.put?.length && !decision.send?.length) return;
     const partitionOf = (key: string) => {
       const partition = this.options.table.row(key)?.partition;
       if (partition === undefined) throw new Error(`tick wrote key ${key}, which has no row`);
       return partition;
     };
-    await retry(
-      async () => {
-        const pending = newPending();
-        try {
-          this.stage(decision, partitionOf, pending, undefined);
-          await this.commit(pending);
-        } catch (err) {
-          for (const undo of pending.undo.reverse()) undo();
-          throw err;
-        }
-        this.options.table.commit();
-        this.countCommitted(pending);
-      },
-      this.backoff,
-      (err, attempt) => {
-        retries.inc({ operation: 'tick-commit' });
-        this.log.warn({ err, attempt }, 'tick commit failed; retrying');
-      },
-    );
+    this.stage(decision, partitionOf, pending, undefined);
   }
 
   /** Applies a decision to the table (undoably) and queues what it sends. */
@@ -376,16 +408,23 @@ export class Processor<V> {
     else pending.messages.set(topic, [message]);
   }
 
-  /** One transaction: everything the batch sends, its state rows, and (for batches) its offsets. */
-  private async commit(pending: Pending, offsets?: { topic: string; partition: number; offset: string }): Promise<void> {
-    const transaction = await this.producer.transaction();
+  /** One transaction: everything the group sends, its state rows and its consumed offsets. */
+  private async commit(
+    pending: Pending,
+    offsets: Array<{ topic: string; partition: number; offset: string }>,
+  ): Promise<void> {
+    if (pending.messages.size === 0 && offsets.length === 0) return;
+    const producer = this.producers[this.transactions++ % this.producers.length]!;
+    const transaction = await producer.transaction();
     try {
       const topicMessages = [...pending.messages].map(([topic, messages]) => ({ topic, messages }));
       if (topicMessages.length > 0) await transaction.sendBatch({ topicMessages });
-      if (offsets) {
+      if (offsets.length > 0) {
+        const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+        for (const { topic, partition, offset } of offsets) byTopic.set(topic, [...(byTopic.get(topic) ?? []), { partition, offset }]);
         await transaction.sendOffsets({
           consumerGroupId: this.groupId,
-          topics: [{ topic: offsets.topic, partitions: [{ partition: offsets.partition, offset: offsets.offset }] }],
+          topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
         });
       }
       await transaction.commit();
@@ -394,4 +433,5 @@ export class Processor<V> {
       throw err;
     }
   }
+
 }

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes test tools, once per version, into
+#   ${ORDERSAGA_CACHE:-$HOME/.cache/ordersaga}/k8s-tools/<tool>-v<version>/<tool>
+#
+#   kube-apiserver, kubectl  k8s.io/kubernetes      (Go module proxy, helper module, see below)
+#   etcd                     go.etcd.io/etcd/server/v3 (Go module proxy, helper module; NOT Debian's etcd-server)
+#   helm                     helm.sh/helm/v3/cmd/helm  (go install)
+#
+# No internet is needed beyond the Go module proxy. Everything Go downloads or compiles is kept
+# in the same cache (GOMODCACHE/GOCACHE under k8s-tools/), so a fresh checkout rebuilds nothing
+# and a version bump recompiles only what changed. A tool directory appears only when its build
+# succeeded (built in a temp dir, then renamed). Versions: versions.env beside this script.
+#
+# Progress goes to stderr; stdout gets one line per tool at the end: "<tool> <version> <path>".
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+die() { printf '[build-tools] ERROR: %s\n' "$*" >&2; exit 1; }
+secs() { local s=$1; printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+
+command -v go >/dev/null 2>&1 || die "'go' not found on PATH (Go >= 1.26 is needed)"
+command -v flock >/dev/null 2>&1 || die "'flock' not found (util-linux)"
+
+mkdir -p "$K8S_TOOLS_DIR"
+K8S_TOOLS_DIR="$(cd "$K8S_TOOLS_DIR" && pwd)"
+
+# One build at a time per cache (parallel CI jobs / two terminals).
+exec 9>"$K8S_TOOLS_DIR/.build.lock"
+if ! flock -n 9; then
+  log "another build-tools.sh is running on $K8S_TOOLS_DIR; waiting for it..."
+  flock 9
+fi
+
+# Go environment: everything inside the cache; never switch toolchains (no downloads of Go itself).
+export GOPATH="$K8S_TOOLS_DIR/.gopath"
+export GOMODCACHE="$GOPATH/pkg/mod"
+export GOCACHE="$K8S_TOOLS_DIR/.gocache"
+export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=
+unset GOOS GOARCH GOBIN
+
+# Temp dirs of an interrupted run are garbage (we hold the lock).
+rm -rf "$K8S_TOOLS_DIR"/.tmp-* 2>/dev/null || true
+TMPDIRS=()
+cleanup() { local d; for d in "${TMPDIRS[@]}"; do [ -n "$d" ] && rm -rf "$d"; done; }
+trap cleanup EXIT
+newtmp() { local d; d="$(mktemp -d "$K8S_TOOLS_DIR/.tmp-$1-XXXXXX")"; TMPDIRS+=("$d"); echo "$d"; }
+
+# go mod download -json <mod@ver> | field <Name>
+field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1; }
+
+# Moves a finished build dir into place: the final dir exists only when complete.
+install_dir() { # tmpdir finaldir
+  rm -rf "$2"
+  mv -T "$1" "$2"
+}
+
+log "cache: $K8S_TOOLS_DIR ($(go version | cut -d' ' -f3-), $(nproc) CPUs)"
+
+############################################################################ kubernetes
+build_kubernetes() {
+  local v="$K8S_VERSION" major minor
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
+  local api_dir="$K8S_TOOLS_DIR/kube-apiserver-v$v" ctl_dir="$K8S_TOOLS_DIR/kubectl-v$v"
+  if [ -x "$api_dir/kube-apiserver" ] && [ -x "$ctl_dir/kubectl" ]; then
+    log "kube-apiserver/kubectl v$v: already built, skipping"
+    return
+  fi
+
+  log "kubernetes v$v: downloading k8s.io/kubernetes@v$v (module proxy)..."
+  local json gomod info
+  json="$(go mod download -json "k8s.io/kubernetes@v$v")" || die "cannot download k8s.io/kubernetes@v$v"
+  gomod="$(field GoMod <<<"$json")"; info="$(field Info <<<"$json")"
+  [ -f "$gomod" ] || die "no go.mod for k8s.io/kubernetes@v$v"
+
+  # The staging modules (k8s.io/api, k8s.io/client-go, ...) appear as v0.0.0 in kubernetes' go.mod
+  # with "=> ./staging/src/..." replaces, which do not apply outside that repository; each is
+  # published separately as v0.<minor>.<patch>.
+  local staging goline godebugs
+  staging="$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { print $1 }' "$gomod" | sort -u)"
+  [ -n "$staging" ] || die "found no k8s.io/* v0.0.0 staging modules in $gomod"
+  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  # "godebug default=go1.24" (single line or block): keep the GODEBUG defaults Kubernetes ships with.
+  godebugs="$(awk '/^godebug \(/ {b=1; next} b && /^\)/ {b=0} b {print $1} /^godebug [^(]/ {print $2}' "$gomod")"
+
+  local mod; mod="$(newtmp kube-module)"
+  (
+    cd "$mod"
+    go mod init ordersaga.local/k8s-tools/kubernetes >/dev/null 2>&1
+    go mod edit -go="$goline"
+    local m d
+    for m in $staging; do go mod edit -replace="$m=$m@v0.${v#*.}"; done
+    for d in $godebugs; do go mod edit -godebug="$d"; done
+    # Resolves kubernetes and the modules its packages import, writes go.sum.
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v" >&2
+  ) || die "could not set up the helper module for k8s.io/kubernetes@v$v (see above)"
+  log "kubernetes v$v: helper module $mod: go $goline, $(wc -w <<<"$staging") staging modules replaced by v0.${v#*.}"
+
+  # Same version stamping as hack/lib/version.sh, so `kubectl version` / `/version` report v$v.
+  local date ldflags="-s -w" p
+  date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info" 2>/dev/null)"
+  [ -n "$date" ] || date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  date="${date%%.*}"; date="${date%Z}Z"
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ldflags+=" -X $p.gitVersion=v$v -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
+  done
+  # Tags as in hack/lib/golang.sh for release (non-debug) builds.
+  local tags="selinux,notest,grpcnotrace"
+
+  local t0 t out
+  for tool in kube-apiserver kubectl; do
+    local final="$K8S_TOOLS_DIR/$tool-v$v"
+    if [ -x "$final/$tool" ]; then log "$tool v$v: already built, skipping"; continue; fi
+    out="$(newtmp "$tool")"
+    log "$tool v$v: building (CGO_ENABLED=0, -trimpath; the first build takes many minutes on 2 cores)..."
+    t0=$(date +%s)
+    (cd "$mod" && go build -mod=mod -trimpath -tags "$tags" -ldflags "$ldflags" \
+        -o "$out/$tool" "k8s.io/kubernetes/cmd/$tool") || die "go build of $tool v$v failed"
+    t=$(( $(date +%s) - t0 ))
+    case "$tool" in
+      kube-apiserver) "$out/$tool" --version | grep -qx "Kubernetes v$v" || die "$tool --version: $("$out/$tool" --version 2>&1)" ;;
+      kubectl) "$out/$tool" version --client 2>/dev/null | grep -q "v$v" || die "kubectl version --client: $("$out/$tool" version --client 2>&1)" ;;
+    esac
+    install_dir "$out" "$final"
+    log "$tool v$v: built in $(secs "$t") -> $final/$tool"
+  done
+}
+
+############################################################################ etcd
+build_etcd() {
+  local v="$ETCD_VERSION" final="$K8S_TOOLS_DIR/etcd-v$ETCD_VERSION"
+  if [ -x "$final/etcd" ]; then log "etcd v$v: already built, skipping"; return; fi
+
+  log "etcd v$v: downloading go.etcd.io/etcd/server/v3@v$v (module proxy)..."
+  local json gomod goline
+  json="$(go mod download -json "go.etcd.io/etcd/server/v3@v$v")" || die "cannot download go.etcd.io/etcd/server/v3@v$v"
+  gomod="$(field GoMod <<<"$json")"
+  [ -f "$gomod" ] || die "no go.mod for go.etcd.io/etcd/server/v3@v$v"
+  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  # Its go.mod replaces the sibling modules of the etcd repo with relative paths (../api, ...);
+  # pin each to the same released version instead. (=> ./FORBIDDEN_DEPENDENCY lines are guards.)
+  local siblings
+  siblings="$(sed -e 's/^replace[[:space:]]*//' "$gomod" | awk '$2 == "=>" && $3 ~ /^\.\.?\// && $3 !~ /FORBIDDEN/ { print $1 }' | sort -u)"
+  log "etcd v$v: relative replaces pinned to v$v: $(echo $siblings)"
+
+  local mod; mod="$(newtmp etcd-module)"
+  (
+    cd "$mod"
+    go mod init ordersaga.local/k8s-tools/etcd >/dev/null 2>&1
+    go mod edit -go="$goline"
+    local m
+    for m in $siblings; do go mod edit -replace="$m=$m@v$v"; done
+    go get "go.etcd.io/etcd/server/v3@v$v" >&2
+  ) || die "could not set up the helper module for etcd v$v (see above)"
+
+  local out t0 t; out="$(newtmp etcd)"
+  log "etcd v$v: building..."
+  t0=$(date +%s)
+  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3) \
+    || die "go build of etcd v$v failed"
+  t=$(( $(date +%s) - t0 ))
+  "$out/etcd" --version 2>/dev/null | grep -q "etcd Version: $v" || die "etcd --version: $("$out/etcd" --version 2>&1)"
+  install_dir "$out" "$final"
+  log "etcd v$v: built in $(secs "$t") -> $final/etcd"
+}
+
+############################################################################ helm
+build_helm() {
+  local v="$HELM_VERSION" final="$K8S_TOOLS_DIR/helm-v$HELM_VERSION"
+  if [ -x "$final/helm" ]; then log "helm v$v: already built, skipping"; return; fi
+  local kmajor="${K8S_VERSION%%.*}" kminor="${K8S_VERSION#*.}"; kminor="${kminor%%.*}"
+
+  log "helm v$v: downloading helm.sh/helm/v3@v$v (module proxy)..."
+  local json dir
+  json="$(go mod download -json "helm.sh/helm/v3@v$v")" || die "cannot download helm.sh/helm/v3@v$v"
+  dir="$(field Dir <<<"$json")"
+  # -X on a variable that does not exist is silently ignored: check the names first.
+  local f var
+  for f in pkg/chartutil/capabilities.go pkg/lint/rules/deprecations.go; do
+    for var in k8sVersionMajor k8sVersionMinor; do
+      grep -q "^[[:space:]]*$var[[:space:]]*=" "$dir/$f" || die "helm v$v: no variable $var in $f (ldflags need updating)"
+    done
+  done
+  grep -q '^[[:space:]]*version[[:space:]]*=' "$dir/internal/version/version.go" || die "helm v$v: no internal/version.version"
+
+  # As helm's Makefile does, but with the Kubernetes version we test against (default: 1.20).
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$v -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  local p
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ldflags+=" -X $p.k8sVersionMajor=$kmajor -X $p.k8sVersionMinor=$kminor"
+  done
+
+  local out t0 t; out="$(newtmp helm)"
+  log "helm v$v: building (default kube version v$kmajor.$kminor.0)..."
+  t0=$(date +%s)
+  GOBIN="$out" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@v$v" || die "go install of helm v$v failed"
+  t=$(( $(date +%s) - t0 ))
+  "$out/helm" version --short 2>/dev/null | grep -q "^v$v" || die "helm version: $("$out/helm" version 2>&1)"
+  install_dir "$out" "$final"
+  log "helm v$v: built in $(secs "$t") -> $final/helm"
+}
+
+T0=$(date +%s)
+build_kubernetes
+build_etcd
+build_helm
+log "done in $(secs $(( $(date +%s) - T0 )))"
+
+printf '%-15s v%-8s %s\n' \
+  kube-apiserver "$K8S_VERSION" "$K8S_TOOLS_DIR/kube-apiserver-v$K8S_VERSION/kube-apiserver" \
+  kubectl "$K8S_VERSION" "$K8S_TOOLS_DIR/kubectl-v$K8S_VERSION/kubectl" \
+  etcd "$ETCD_VERSION" "$K8S_TOOLS_DIR/etcd-v$ETCD_VERSION/etcd" \
+  helm "$HELM_VERSION" "$K8S_TOOLS_DIR/helm-v$HELM_VERSION/helm"
