@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Cents, CustomerId, envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { Cents, CustomerId, envJson, main, runService, StateTable, notFound } from '@ordersaga/runtime';
 import { createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
 
 /** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
@@ -20,16 +20,14 @@ main(async () => {
       app.get<{ Params: { customerId: string } }>('/accounts/:customerId', async (request, reply) => {
         const account = ledger.account(request.params.customerId);
         if (!account) {
-          return reply
-            .code(404)
-            .send({ statusCode: 404, error: 'Not Found', message: `unknown customer ${request.params.customerId}` });
+          return notFound(reply, `unknown customer ${request.params.customerId}`);
         }
         return account;
       });
       app.get<{ Params: { orderId: string } }>('/payments/:orderId', async (request, reply) => {
         const payment = table.getCommitted(request.params.orderId);
         if (!payment) {
-          return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no payment for ${request.params.orderId}` });
+          return notFound(reply, `no payment for ${request.params.orderId}`);
         }
         return payment;
       });

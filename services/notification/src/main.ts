@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { createLogger, CustomerId, envJson, main, runService, StateTable } from '@ordersaga/runtime';
+import { createLogger, CustomerId, envJson, main, runService, StateTable, notFound } from '@ordersaga/runtime';
 import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
 
 main(async () => {
@@ -25,9 +25,7 @@ main(async () => {
       app.get<{ Params: { orderId: string } }>('/notifications/:orderId', async (request, reply) => {
         const notification = table.getCommitted(request.params.orderId);
         if (!notification) {
-          return reply
-            .code(404)
-            .send({ statusCode: 404, error: 'Not Found', message: `no notification for order ${request.params.orderId}` });
+          return notFound(reply, `no notification for order ${request.params.orderId}`);
         }
         return notification;
       });

@@ -7,6 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import {
   CustomerId,
   initial,
+  notFound,
   OrderItems,
   PricedLine,
   type OrderItem,
@@ -168,7 +169,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
     async (request, reply) => {
       const order = find(request.params.id);
       if (!order) {
-        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `order ${request.params.id} not found` });
+        return notFound(reply, `order ${request.params.id} not found`);
       }
       return order;
     },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from './context.js';
 import { registry } from './metrics.js';
 
@@ -31,4 +31,9 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
     return registry.metrics();
   });
   return app;
+}
+
+/** The platform's 404: the same error shape as fastify's own 400s, with the reason. */
+export function notFound(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(404).send({ statusCode: 404, error: 'Not Found', message });
 }

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Cents, envJson, main, runService, Sku, StateTable } from '@ordersaga/runtime';
+import { Cents, envJson, main, runService, Sku, StateTable, notFound } from '@ordersaga/runtime';
 import { createStockHandler, Levels, type Catalog, type Reservation } from './inventory.js';
 
 /** What the local run starts with when STOCK_CATALOG is not set. */
@@ -28,7 +28,7 @@ main(async () => {
       app.get<{ Params: { sku: string } }>('/stock/:sku', async (request, reply) => {
         const level = levels.level(request.params.sku);
         if (!level) {
-          return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `unknown sku ${request.params.sku}` });
+          return notFound(reply, `unknown sku ${request.params.sku}`);
         }
         return level;
       });
