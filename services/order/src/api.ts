@@ -2,20 +2,21 @@
  * The Order API: place an order (which starts its saga) and follow it.
  * Bodies are validated against the same schemas the saga messages use.
  */
-import { createHash, randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import {
   CustomerId,
   initial,
   notFound,
+  orderIdFor,
   OrderItems,
   PricedLine,
   type OrderItem,
+  type SagaState,
   type Publisher,
   type StateTable,
 } from '@ordersaga/runtime';
 import type { FastifyInstance } from 'fastify';
-import type { SagaState } from './saga/state.js';
+
 
 const PlaceOrderBody = Type.Object({ customerId: CustomerId, items: OrderItems }, { additionalProperties: false });
 type PlaceOrderBody = Static<typeof PlaceOrderBody>;
@@ -50,13 +51,6 @@ const OrderView = Type.Object({
 type OrderView = Static<typeof OrderView>;
 
 const ErrorBody = Type.Object({ statusCode: Type.Integer(), error: Type.String(), message: Type.String() });
-
-/** Same customer + same Idempotency-Key -> same order id, on any replica, without a lookup table. */
-function orderIdFor(customerId: string, idempotencyKey: string | undefined): string {
-  if (!idempotencyKey) return randomUUID();
-  const hex = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
 
 function view(saga: SagaState): OrderView {
   return {

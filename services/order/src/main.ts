@@ -1,8 +1,7 @@
 import swagger from '@fastify/swagger';
-import { envInt, main, runService, StateTable } from '@ordersaga/runtime';
+import { envInt, main, runService, StateTable, type SagaState } from '@ordersaga/runtime';
 import { orderApi } from './api.js';
 import { createOrchestrator } from './orchestrator.js';
-import type { SagaState } from './saga/state.js';
 
 main(async () => {
   const table = new StateTable<SagaState>();

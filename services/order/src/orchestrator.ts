@@ -4,18 +4,19 @@
  */
 import {
   reply,
+  TERMINAL,
   type AnyEnvelope,
   type Decision,
   type Envelope,
   type Handler,
   type HandlerContext,
+  type SagaState,
   type StateTable,
   type StateView,
   type Tick,
 } from '@ordersaga/runtime';
 import { SagaEngine, type SagaTimeouts, type Transition } from './saga/engine.js';
 import { orderSaga } from './saga/order-saga.js';
-import { TERMINAL, type SagaState } from './saga/state.js';
 
 type Cause = Pick<Envelope, 'id' | 'orderId' | 'correlationId'>;
 

@@ -4,6 +4,7 @@ export * from './envelope.js';
 export * from './http.js';
 export * from './kafka.js';
 export * from './messages.js';
+export * from './order-state.js';
 export * as metrics from './metrics.js';
 export * from './processor.js';
 export * from './publisher.js';

@@ -1,7 +1,7 @@
-import type { AnyEnvelope, Envelope, Payload, SagaTopic } from '@ordersaga/runtime';
+import type { AnyEnvelope, Envelope, Payload, SagaState, SagaTopic } from '@ordersaga/runtime';
 import { SagaEngine } from './engine.js';
 import { orderSaga } from './order-saga.js';
-import type { SagaState } from './state.js';
+import type { SagaState } from '@ordersaga/runtime';
 
 const engine = new SagaEngine(orderSaga, { stepMs: 1_000, compensationMs: 2_000 });
 const t0 = new Date('2026-01-01T00:00:00.000Z');

@@ -13,8 +13,7 @@
  * - Replies that do not match what the saga awaits (duplicates, late replies after a timeout,
  *   replays) change nothing.
  */
-import type { AnyEnvelope, Payload, SagaTopic } from '@ordersaga/runtime';
-import { TERMINAL, type Phase, type SagaState } from './state.js';
+import { TERMINAL, type AnyEnvelope, type Payload, type Phase, type SagaState, type SagaTopic } from '@ordersaga/runtime';
 
 /** A message the saga sends: its topic is its type. */
 export type Command = { [T in SagaTopic]: { readonly type: T; readonly payload: Payload<T> } }[SagaTopic];

@@ -1,4 +1,5 @@
-import type { OrderItem, PricedLine } from '@ordersaga/runtime';
+import { createHash, randomUUID } from 'node:crypto';
+import type { OrderItem, PricedLine } from './messages.js';
 
 /** Where a saga is. CONFIRMED and FAILED are terminal. */
 export type Phase = 'PENDING' | 'RESERVING' | 'CHARGING' | 'COMPENSATING' | 'CONFIRMED' | 'FAILED';
@@ -18,7 +19,10 @@ export interface Failure {
   readonly timedOut: boolean;
 }
 
-/** The durable state of one order's saga: a row of `order.state`, keyed by orderId. */
+/**
+ * The durable state of one order's saga: a row of `order.state`, keyed by orderId. Written by
+ * the orchestrator; read by the SagaOrder controller, which mirrors it into Kubernetes.
+ */
 export interface SagaState {
   readonly orderId: string;
   readonly customerId: string;
@@ -42,4 +46,15 @@ export interface SagaState {
   readonly history: readonly HistoryEntry[];
   readonly placedAt: string;
   readonly updatedAt: string;
+}
+
+/**
+ * The order id of a request: the same customer and Idempotency-Key always give the same id, on
+ * any replica and without a lookup table (a UUID-shaped SHA-256 of the two); no key, a new id.
+ */
+export function orderIdFor(customerId: string, idempotencyKey: string | undefined): string {
+  if (!idempotencyKey) return randomUUID();
+  const hex = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
+  const variant = ((parseInt(hex[16]!, 16) & 3) | 8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
