@@ -11,6 +11,7 @@ export * from './publisher.js';
 export * from './read-position.js';
 export * from './retry.js';
 export * from './service.js';
+export * from './state-log.js';
 export * from './state-table.js';
 export * from './topics.js';
 export * from './tracing.js';

@@ -1,0 +1,254 @@
+/**
+ * The SagaOrder controller. It follows `order.state` (every saga's state) and `order.placed`
+ * from Kafka, watches SagaOrders, and — while it holds the lease — brings the objects in line:
+ *
+ * - a saga gets a SagaOrder (per the mirror mode), and its status follows the saga;
+ * - a SagaOrder created with kubectl (no status yet) has its order placed, exactly once, with
+ *   its uid as the idempotency key;
+ * - finished SagaOrders are deleted once their TTL has passed.
+ *
+ * The saga never waits for Kubernetes: changes only mark an order dirty, and a rate-limited
+ * writer catches up — several changes of one order between two writes become one write, and
+ * while the API server is away the dirty set simply waits.
+ */
+import { makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import {
+  initial,
+  metrics as runtimeMetrics,
+  orderIdFor,
+  StateTable,
+  type Logger,
+  type Publisher,
+  type SagaState,
+  type StateLog,
+} from '@ordersaga/runtime';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Kube } from './kube.js';
+import type { LeaderElector } from './leader.js';
+import type { PlacedOrders } from './placed-orders.js';
+import {
+  expired,
+  GROUP,
+  isTerminal,
+  ORDER_ID_LABEL,
+  PLURAL,
+  sameStatus,
+  statusOf,
+  VERSION,
+  wanted,
+  type MirrorMode,
+  type SagaOrder,
+} from './sagaorder.js';
+
+const reconciles = new Counter({
+  name: 'ordersaga_operator_reconciles_total',
+  help: 'Orders brought in line with their saga, by result',
+  labelNames: ['result'] as const,
+  registers: [runtimeMetrics.registry],
+});
+const mirrorLag = new Histogram({
+  name: 'ordersaga_operator_mirror_lag_seconds',
+  help: 'Time from a saga change to its SagaOrder status write',
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  registers: [runtimeMetrics.registry],
+});
+const behind = new Gauge({
+  name: 'ordersaga_operator_pending_writes',
+  help: 'Orders whose SagaOrder is behind their saga',
+  registers: [runtimeMetrics.registry],
+});
+
+export interface ControllerOptions {
+  readonly kube: Kube;
+  readonly sagas: StateTable<SagaState>;
+  readonly stateLog: StateLog<SagaState>;
+  readonly placed: PlacedOrders;
+  readonly publisher: Publisher;
+  readonly leader: LeaderElector;
+  readonly log: Logger;
+  readonly identity: string;
+  readonly mirrorMode: MirrorMode;
+  readonly samplePercent: number;
+  readonly ttlSeconds: number;
+}
+
+export class Controller {
+  private readonly dirty = new Set<string>();
+  private readonly toPlace = new Set<string>();
+  /** SagaOrders by order id, from the watch and from our own writes. */
+  private readonly byOrderId = new Map<string, SagaOrder>();
+  private informer: (Informer<SagaOrder> & ObjectCache<SagaOrder>) | undefined;
+  private synced = false;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ControllerOptions) {
+    options.sagas.onChange((orderId) => this.markDirty(orderId));
+  }
+
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  async start(): Promise<void> {
+    const { kube } = this.options;
+    const path = `/apis/${GROUP}/${VERSION}/namespaces/${kube.namespace}/${PLURAL}`;
+    const informer = makeInformer<SagaOrder>(kube.config, path, () => kube.listSagaOrders() as never);
+    informer.on('add', (order) => this.observe(order));
+    informer.on('update', (order) => this.observe(order));
+    informer.on('delete', (order) => this.byOrderId.delete(orderIdOf(order)));
+    informer.on('connect', () => (this.synced = true));
+    informer.on('error', (err) => {
+      this.options.log.warn({ err: String(err) }, 'watch of SagaOrders failed; restarting it');
+      setTimeout(() => !this.stopped && void informer.start().catch(() => undefined), 2_000);
+    });
+    this.informer = informer;
+    await informer.start().catch((err) => informer.stop().then(() => { throw err; }));
+    this.synced = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    await this.informer?.stop();
+  }
+
+  private observe(order: SagaOrder): void {
+    const orderId = orderIdOf(order);
+    this.byOrderId.set(orderId, order);
+    if (!order.status?.orderId) this.toPlace.add(orderId);
+    this.kick();
+  }
+
+  private markDirty(orderId: string): void {
+    this.dirty.add(orderId);
+    behind.set(this.dirty.size);
+    this.kick();
+  }
+
+  private kick(): void {
+    this.wake?.();
+  }
+
+  /** The writer: runs while the process lives, writes only while leading. */
+  private async run(): Promise<void> {
+    let failures = 0;
+    let lastSweep = 0;
+    while (!this.stopped) {
+      if (this.options.leader.isLeader) {
+        try {
+          await this.placeNewOrders();
+          await this.mirrorDirty();
+          if (Date.now() - lastSweep > 1_000) {
+            await this.deleteExpired();
+            lastSweep = Date.now();
+          }
+          failures = 0;
+        } catch (err) {
+          failures++;
+          this.options.log.warn({ err: String(err), failures }, 'Kubernetes write failed; will retry');
+        }
+      }
+      const delay = failures > 0 ? Math.min(5_000, 100 * 2 ** failures) : 1_000;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = failures > 0 ? undefined : () => (clearTimeout(timer), resolve());
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** SagaOrders created with kubectl: place each order once, then record it in the status. */
+  private async placeNewOrders(): Promise<void> {
+    if (this.toPlace.size === 0) return;
+    const { placed, publisher, sagas, kube, log } = this.options;
+    await placed.caughtUp();
+    for (const orderId of [...this.toPlace]) {
+      const order = this.byOrderId.get(orderId);
+      if (!order || order.status?.orderId) {
+        this.toPlace.delete(orderId);
+        continue;
+      }
+      const uid = order.metadata.uid!;
+      const now = new Date();
+      if (!placed.has(orderId) && !sagas.get(orderId)) {
+        const { customerId, items } = order.spec;
+        await publisher.publish(initial('order.placed', orderId, { customerId, items, idempotencyKey: uid }, now));
+        placed.add(orderId);
+        log.info({ orderId, sagaOrder: order.metadata.name }, 'order placed from SagaOrder');
+      }
+      const saga = sagas.get(orderId);
+      const status = saga
+        ? statusOf(saga, order, now)
+        : { orderId, source: 'kubernetes' as const, phase: 'Pending' as const, placedAt: now.toISOString(), observedGeneration: order.metadata.generation };
+      this.byOrderId.set(orderId, await kube.patchStatus(order.metadata.name!, status, order.status));
+      this.toPlace.delete(orderId);
+      reconciles.inc({ result: 'placed' });
+    }
+  }
+
+  private async mirrorDirty(): Promise<void> {
+    const { sagas, kube, mirrorMode, samplePercent, ttlSeconds, identity } = this.options;
+    for (const orderId of [...this.dirty]) {
+      const saga = sagas.get(orderId);
+      const now = new Date();
+      let order = this.byOrderId.get(orderId);
+      if (!saga || (!order && (!wanted(saga, mirrorMode, samplePercent) || expired(finishedAt(saga), ttlSeconds, now)))) {
+        this.dirty.delete(orderId);
+        reconciles.inc({ result: 'skipped' });
+        continue;
+      }
+      if (!order) {
+        order = await kube.createSagaOrder(orderId, { [ORDER_ID_LABEL]: orderId }, {
+          customerId: saga.customerId,
+          items: [...saga.items],
+        });
+      }
+      const status = statusOf(saga, order, now);
+      if (!sameStatus(order.status, status)) {
+        const updated = await kube.patchStatus(order.metadata.name!, status, order.status);
+        this.byOrderId.set(orderId, updated);
+        mirrorLag.observe(Math.max(0, now.getTime() - Date.parse(saga.updatedAt)) / 1000);
+        if (!isTerminal(order.status?.phase) && isTerminal(status.phase)) {
+          const confirmed = status.phase === 'Confirmed';
+          await kube.recordEvent(
+            updated,
+            confirmed ? 'Normal' : 'Warning',
+            confirmed ? 'OrderConfirmed' : 'OrderFailed',
+            confirmed ? `order ${orderId} confirmed: ${status.total} EUR` : `order ${orderId} failed: ${status.reason}`,
+            identity,
+          );
+        }
+      }
+      this.dirty.delete(orderId);
+      behind.set(this.dirty.size);
+      reconciles.inc({ result: 'written' });
+    }
+  }
+
+  private async deleteExpired(): Promise<void> {
+    const { kube, ttlSeconds } = this.options;
+    const now = new Date();
+    for (const [orderId, order] of this.byOrderId) {
+      if (isTerminal(order.status?.phase) && expired(order.status?.completedAt, ttlSeconds, now)) {
+        await kube.deleteSagaOrder(order.metadata.name!).catch((err) => {
+          if ((err as { code?: number }).code !== 404) throw err;
+        });
+        this.byOrderId.delete(orderId);
+        reconciles.inc({ result: 'expired' });
+      }
+    }
+  }
+}
+
+/** The order a SagaOrder stands for: recorded in its status or label, or derived from its uid. */
+function orderIdOf(order: SagaOrder): string {
+  return order.status?.orderId ?? order.metadata.labels?.[ORDER_ID_LABEL] ?? orderIdFor(order.spec.customerId, order.metadata.uid);
+}
+
+function finishedAt(saga: SagaState): string | undefined {
+  return saga.phase === 'CONFIRMED' || saga.phase === 'FAILED' ? saga.updatedAt : undefined;
+}

@@ -1,0 +1,155 @@
+/**
+ * The controller's Kubernetes API calls, each behind one rate limiter (the budget etcd can
+ * afford) and counted by verb and outcome.
+ */
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Lease,
+} from '@kubernetes/client-node';
+import { Counter } from 'prom-client';
+import { metrics as runtimeMetrics } from '@ordersaga/runtime';
+import { GROUP, KIND, PLURAL, VERSION, type SagaOrder, type SagaOrderStatus } from './sagaorder.js';
+
+export const apiCalls = new Counter({
+  name: 'ordersaga_operator_api_requests_total',
+  help: 'Kubernetes API requests of the controller, by verb and outcome',
+  labelNames: ['verb', 'outcome'] as const,
+  registers: [runtimeMetrics.registry],
+});
+
+/** A token bucket: `qps` calls a second on average, bursts of up to `burst`. */
+export class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+
+  constructor(
+    private readonly qps: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  async take(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.qps);
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.ceil(((1 - this.tokens) / this.qps) * 1000)));
+    }
+  }
+}
+
+/** The HTTP status of a client-node error, when it has one. */
+export function statusCodeOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export class Kube {
+  readonly customObjects: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly coordination: CoordinationV1Api;
+
+  constructor(
+    readonly config: KubeConfig,
+    readonly namespace: string,
+    private readonly limiter: RateLimiter,
+  ) {
+    this.customObjects = config.makeApiClient(CustomObjectsApi);
+    this.core = config.makeApiClient(CoreV1Api);
+    this.coordination = config.makeApiClient(CoordinationV1Api);
+  }
+
+  private async call<T>(verb: string, request: () => Promise<T>): Promise<T> {
+    await this.limiter.take();
+    try {
+      const result = await request();
+      apiCalls.inc({ verb, outcome: 'ok' });
+      return result;
+    } catch (err) {
+      apiCalls.inc({ verb, outcome: String(statusCodeOf(err) ?? 'error') });
+      throw err;
+    }
+  }
+
+  listSagaOrders(): Promise<{ items: SagaOrder[]; metadata?: { resourceVersion?: string } }> {
+    return this.call('list', () =>
+      this.customObjects.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL }),
+    );
+  }
+
+  createSagaOrder(name: string, labels: Record<string, string>, spec: SagaOrder['spec']): Promise<SagaOrder> {
+    const body: SagaOrder = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name, labels }, spec };
+    return this.call('create', () =>
+      this.customObjects.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, body }),
+    );
+  }
+
+  /** A merge patch of the status; fields `previous` had and `status` lacks are removed. */
+  patchStatus(name: string, status: SagaOrderStatus, previous?: SagaOrderStatus): Promise<SagaOrder> {
+    const removed = Object.keys(previous ?? {}).filter((key) => !(key in status));
+    const body = { status: { ...Object.fromEntries(removed.map((key) => [key, null])), ...status } };
+    return this.call('patch-status', () =>
+      this.customObjects.patchNamespacedCustomObjectStatus(
+        { group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, name, body },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    );
+  }
+
+  deleteSagaOrder(name: string): Promise<unknown> {
+    return this.call('delete', () =>
+      this.customObjects.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, name }),
+    );
+  }
+
+  /** A core/v1 Event on a SagaOrder: what `kubectl describe` shows under Events. */
+  recordEvent(order: SagaOrder, type: 'Normal' | 'Warning', reason: string, message: string, instance: string): Promise<unknown> {
+    const now = new Date();
+    return this.call('create-event', () =>
+      this.core.createNamespacedEvent({
+        namespace: this.namespace,
+        body: {
+          metadata: { generateName: `${order.metadata.name}.` },
+          involvedObject: {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: KIND,
+            name: order.metadata.name,
+            namespace: this.namespace,
+            uid: order.metadata.uid,
+          },
+          type,
+          reason,
+          message,
+          source: { component: 'ordersaga-operator' },
+          reportingComponent: 'ordersaga.dev/operator',
+          reportingInstance: instance,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      }),
+    );
+  }
+
+  readLease(name: string): Promise<V1Lease> {
+    return this.call('get-lease', () => this.coordination.readNamespacedLease({ name, namespace: this.namespace }));
+  }
+
+  createLease(body: V1Lease): Promise<V1Lease> {
+    return this.call('create-lease', () => this.coordination.createNamespacedLease({ namespace: this.namespace, body }));
+  }
+
+  replaceLease(name: string, body: V1Lease): Promise<V1Lease> {
+    return this.call('update-lease', () => this.coordination.replaceNamespacedLease({ name, namespace: this.namespace, body }));
+  }
+}

@@ -1,0 +1,103 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import {
+  createHttpServer,
+  createKafka,
+  createLogger,
+  envInt,
+  envString,
+  main,
+  Publisher,
+  runtimeConfig,
+  StateLog,
+  StateTable,
+  TopicNamer,
+  type SagaState,
+} from '@ordersaga/runtime';
+import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { Controller } from './controller.js';
+import { Kube, RateLimiter } from './kube.js';
+import { LeaderElector } from './leader.js';
+import { PlacedOrders } from './placed-orders.js';
+import type { MirrorMode } from './sagaorder.js';
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+main(async () => {
+  const config = runtimeConfig('operator', 3010);
+  const log = createLogger('operator');
+  const mirrorMode = envString('MIRROR_MODE', 'all');
+  if (!Value.Check(Type.Union([Type.Literal('all'), Type.Literal('failed'), Type.Literal('sampled')]), mirrorMode)) {
+    throw new Error(`MIRROR_MODE must be all, failed or sampled, got "${mirrorMode}"`);
+  }
+  const namespace = envString(
+    'WATCH_NAMESPACE',
+    existsSync(SERVICE_ACCOUNT_NAMESPACE) ? readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() : 'default',
+  );
+
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const kube = new Kube(kubeConfig, namespace, new RateLimiter(envInt('API_QPS', 20), envInt('API_BURST', 40)));
+
+  const namer = new TopicNamer(config.namespace);
+  const kafka = createKafka(`operator-${config.instanceId}`, config.brokers, log);
+  const admin = kafka.admin();
+  await admin.connect();
+  const sagas = new StateTable<SagaState>();
+  const stateLog = new StateLog(kafka, admin, namer, 'order.state', sagas, 'operator', log);
+  const placed = new PlacedOrders(kafka, admin, namer);
+  const publisher = new Publisher(kafka, namer);
+  const leader = new LeaderElector(
+    kube,
+    {
+      name: envString('LEASE_NAME', 'ordersaga-operator'),
+      identity: config.instanceId,
+      durationSeconds: envInt('LEASE_DURATION_SECONDS', 15),
+      renewEveryMs: envInt('LEASE_RENEW_MS', 2_000),
+    },
+    log,
+  );
+  const controller = new Controller({
+    kube,
+    sagas,
+    stateLog,
+    placed,
+    publisher,
+    leader,
+    log,
+    identity: config.instanceId,
+    mirrorMode,
+    samplePercent: envInt('MIRROR_SAMPLE_PERCENT', 10),
+    ttlSeconds: envInt('SAGAORDER_TTL_SECONDS', 3_600),
+  });
+
+  let kafkaReady = false;
+  const app = createHttpServer(log, () => kafkaReady && controller.ready);
+  const url = await app.listen({ port: config.httpPort, host: config.httpHost });
+
+  await publisher.connect();
+  await placed.start();
+  await stateLog.start();
+  await stateLog.catchUp();
+  kafkaReady = true;
+  leader.start();
+  await controller.start();
+  log.info({ url, namespace, mirrorMode, sagas: sagas.size }, `operator ready at ${url}`);
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log.info('shutting down');
+      void (async () => {
+        await app.close();
+        await controller.stop();
+        await leader.stop();
+        await Promise.all([publisher.disconnect(), placed.stop(), stateLog.stop(), admin.disconnect()]);
+        process.exit(0);
+      })().catch((err) => {
+        log.error({ err }, 'unclean shutdown');
+        process.exit(1);
+      });
+    });
+  }
+});
