@@ -118,8 +118,12 @@ export class Controller {
 
   private observe(order: SagaOrder): void {
     const orderId = orderIdOf(order);
+    // The watch can deliver an object older than the one our own write returned: keep the newer.
+    const known = this.byOrderId.get(orderId);
+    if (known && Number(known.metadata.resourceVersion) > Number(order.metadata.resourceVersion)) return;
     this.byOrderId.set(orderId, order);
-    if (!order.status?.orderId) this.toPlace.add(orderId);
+    // Applied by a user (the controller's own objects carry the order-id label) and not placed yet.
+    if (!order.status?.orderId && !order.metadata.labels?.[ORDER_ID_LABEL]) this.toPlace.add(orderId);
     this.kick();
   }
 
@@ -191,41 +195,47 @@ export class Controller {
   }
 
   private async mirrorDirty(): Promise<void> {
-    const { sagas, kube, mirrorMode, samplePercent, ttlSeconds, identity } = this.options;
     for (const orderId of [...this.dirty]) {
-      const saga = sagas.get(orderId);
-      const now = new Date();
-      let order = this.byOrderId.get(orderId);
-      if (!saga || (!order && (!wanted(saga, mirrorMode, samplePercent) || expired(finishedAt(saga), ttlSeconds, now)))) {
-        this.dirty.delete(orderId);
-        reconciles.inc({ result: 'skipped' });
-        continue;
-      }
-      if (!order) {
-        order = await kube.createSagaOrder(orderId, { [ORDER_ID_LABEL]: orderId }, {
-          customerId: saga.customerId,
-          items: [...saga.items],
-        });
-      }
-      const status = statusOf(saga, order, now);
-      if (!sameStatus(order.status, status)) {
-        const updated = await kube.patchStatus(order.metadata.name!, status, order.status);
-        this.byOrderId.set(orderId, updated);
-        mirrorLag.observe(Math.max(0, now.getTime() - Date.parse(saga.updatedAt)) / 1000);
-        if (!isTerminal(order.status?.phase) && isTerminal(status.phase)) {
-          const confirmed = status.phase === 'Confirmed';
-          await kube.recordEvent(
-            updated,
-            confirmed ? 'Normal' : 'Warning',
-            confirmed ? 'OrderConfirmed' : 'OrderFailed',
-            confirmed ? `order ${orderId} confirmed: ${status.total} EUR` : `order ${orderId} failed: ${status.reason}`,
-            identity,
-          );
-        }
-      }
+      // Taken off first: a change that lands while this write is in flight marks it again.
       this.dirty.delete(orderId);
-      behind.set(this.dirty.size);
-      reconciles.inc({ result: 'written' });
+      try {
+        await this.mirror(orderId);
+      } catch (err) {
+        this.dirty.add(orderId);
+        throw err;
+      } finally {
+        behind.set(this.dirty.size);
+      }
+    }
+  }
+
+  private async mirror(orderId: string): Promise<void> {
+    const { sagas, kube, mirrorMode, samplePercent, ttlSeconds, identity } = this.options;
+    const saga = sagas.get(orderId);
+    const now = new Date();
+    let order = this.byOrderId.get(orderId);
+    if (!saga || (!order && (!wanted(saga, mirrorMode, samplePercent) || expired(finishedAt(saga), ttlSeconds, now)))) {
+      reconciles.inc({ result: 'skipped' });
+      return;
+    }
+    if (!order) {
+      order = await kube.createSagaOrder(orderId, { [ORDER_ID_LABEL]: orderId }, { customerId: saga.customerId, items: [...saga.items] });
+    }
+    const status = statusOf(saga, order, now);
+    if (sameStatus(order.status, status)) return;
+    const updated = await kube.patchStatus(order.metadata.name!, status, order.status);
+    this.byOrderId.set(orderId, updated);
+    mirrorLag.observe(Math.max(0, now.getTime() - Date.parse(saga.updatedAt)) / 1000);
+    reconciles.inc({ result: 'written' });
+    if (!isTerminal(order.status?.phase) && isTerminal(status.phase)) {
+      const confirmed = status.phase === 'Confirmed';
+      await kube.recordEvent(
+        updated,
+        confirmed ? 'Normal' : 'Warning',
+        confirmed ? 'OrderConfirmed' : 'OrderFailed',
+        confirmed ? `order ${orderId} confirmed: ${status.total} EUR` : `order ${orderId} failed: ${status.reason}`,
+        identity,
+      );
     }
   }
 
