@@ -44,18 +44,41 @@ unset GOOS GOARCH GOBIN
 
 # Temp dirs of an interrupted run are garbage (we hold the lock).
 rm -rf "$K8S_TOOLS_DIR"/.tmp-* 2>/dev/null || true
-TMPDIRS=()
-cleanup() { local d; for d in "${TMPDIRS[@]}"; do [ -n "$d" ] && rm -rf "$d"; done; }
+cleanup() { rm -rf "$K8S_TOOLS_DIR"/.tmp-* 2>/dev/null || true; }
 trap cleanup EXIT
-newtmp() { local d; d="$(mktemp -d "$K8S_TOOLS_DIR/.tmp-$1-XXXXXX")"; TMPDIRS+=("$d"); echo "$d"; }
+newtmp() { mktemp -d "$K8S_TOOLS_DIR/.tmp-$1-XXXXXX"; }
 
 # go mod download -json <mod@ver> | field <Name>
 field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1; }
 
+# download MOD@VER: go mod download -json, dies with Go's error message on failure
+download() {
+  local json
+  json="$(go mod download -json "$1" 2>&1)" && { echo "$json"; return 0; }
+  die "cannot download $1 from the Go module proxy: $(field Error <<<"$json")${json:+ }$(grep -v '^[[:space:]]*[{}"]' <<<"$json")"
+}
+
 # Moves a finished build dir into place: the final dir exists only when complete.
 install_dir() { # tmpdir finaldir
+  chmod 755 "$1"   # mktemp -d made it 0700
   rm -rf "$2"
   mv -T "$1" "$2"
+}
+
+# quiet CMD...: run CMD, show its output only if it fails (go get prints a line per module)
+quiet() {
+  local out
+  out="$("$@" 2>&1)" && return 0
+  printf '%s\n' "$out" >&2
+  return 1
+}
+
+# check_output LINE CMD...: CMD runs and prints LINE as one of its lines (not through a pipe
+# into grep -q, which can kill CMD with SIGPIPE under pipefail).
+check_output() {
+  local want="$1" got; shift
+  got="$("$@" 2>&1)" || die "'$*' failed: $got"
+  grep -qxF -- "$want" <<<"$got" || die "'$*' printed '$got', expected a line '$want'"
 }
 
 log "cache: $K8S_TOOLS_DIR ($(go version | cut -d' ' -f3-), $(nproc) CPUs)"
@@ -70,9 +93,9 @@ build_kubernetes() {
     return
   fi
 
-  log "kubernetes v$v: downloading k8s.io/kubernetes@v$v (module proxy)..."
-  local json gomod info
-  json="$(go mod download -json "k8s.io/kubernetes@v$v")" || die "cannot download k8s.io/kubernetes@v$v"
+  log "kubernetes v$v: downloading k8s.io/kubernetes@v$v and its dependencies (module proxy)..."
+  local json gomod info t0; t0=$(date +%s)
+  json="$(download "k8s.io/kubernetes@v$v")" || exit 1
   gomod="$(field GoMod <<<"$json")"; info="$(field Info <<<"$json")"
   [ -f "$gomod" ] || die "no go.mod for k8s.io/kubernetes@v$v"
 
@@ -94,10 +117,10 @@ build_kubernetes() {
     local m d
     for m in $staging; do go mod edit -replace="$m=$m@v0.${v#*.}"; done
     for d in $godebugs; do go mod edit -godebug="$d"; done
-    # Resolves kubernetes and the modules its packages import, writes go.sum.
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v" >&2
+    # Resolves kubernetes and the modules its packages import (downloads them), writes go.sum.
+    quiet go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v"
   ) || die "could not set up the helper module for k8s.io/kubernetes@v$v (see above)"
-  log "kubernetes v$v: helper module $mod: go $goline, $(wc -w <<<"$staging") staging modules replaced by v0.${v#*.}"
+  log "kubernetes v$v: helper module ready in $(secs $(($(date +%s) - t0))): go $goline, $(wc -w <<<"$staging") staging modules replaced by v0.${v#*.}"
 
   # Same version stamping as hack/lib/version.sh, so `kubectl version` / `/version` report v$v.
   local date ldflags="-s -w" p
@@ -111,7 +134,7 @@ build_kubernetes() {
   # Tags as in hack/lib/golang.sh for release (non-debug) builds.
   local tags="selinux,notest,grpcnotrace"
 
-  local t0 t out
+  local t out tool
   for tool in kube-apiserver kubectl; do
     local final="$K8S_TOOLS_DIR/$tool-v$v"
     if [ -x "$final/$tool" ]; then log "$tool v$v: already built, skipping"; continue; fi
@@ -122,8 +145,8 @@ build_kubernetes() {
         -o "$out/$tool" "k8s.io/kubernetes/cmd/$tool") || die "go build of $tool v$v failed"
     t=$(( $(date +%s) - t0 ))
     case "$tool" in
-      kube-apiserver) "$out/$tool" --version | grep -qx "Kubernetes v$v" || die "$tool --version: $("$out/$tool" --version 2>&1)" ;;
-      kubectl) "$out/$tool" version --client 2>/dev/null | grep -q "v$v" || die "kubectl version --client: $("$out/$tool" version --client 2>&1)" ;;
+      kube-apiserver) check_output "Kubernetes v$v" "$out/$tool" --version ;;
+      kubectl) check_output "Client Version: v$v" "$out/$tool" version --client ;;
     esac
     install_dir "$out" "$final"
     log "$tool v$v: built in $(secs "$t") -> $final/$tool"
@@ -135,9 +158,9 @@ build_etcd() {
   local v="$ETCD_VERSION" final="$K8S_TOOLS_DIR/etcd-v$ETCD_VERSION"
   if [ -x "$final/etcd" ]; then log "etcd v$v: already built, skipping"; return; fi
 
-  log "etcd v$v: downloading go.etcd.io/etcd/server/v3@v$v (module proxy)..."
-  local json gomod goline
-  json="$(go mod download -json "go.etcd.io/etcd/server/v3@v$v")" || die "cannot download go.etcd.io/etcd/server/v3@v$v"
+  log "etcd v$v: downloading go.etcd.io/etcd/server/v3@v$v and its dependencies (module proxy)..."
+  local json gomod goline t0; t0=$(date +%s)
+  json="$(download "go.etcd.io/etcd/server/v3@v$v")" || exit 1
   gomod="$(field GoMod <<<"$json")"
   [ -f "$gomod" ] || die "no go.mod for go.etcd.io/etcd/server/v3@v$v"
   goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
@@ -145,7 +168,7 @@ build_etcd() {
   # pin each to the same released version instead. (=> ./FORBIDDEN_DEPENDENCY lines are guards.)
   local siblings
   siblings="$(sed -e 's/^replace[[:space:]]*//' "$gomod" | awk '$2 == "=>" && $3 ~ /^\.\.?\// && $3 !~ /FORBIDDEN/ { print $1 }' | sort -u)"
-  log "etcd v$v: relative replaces pinned to v$v: $(echo $siblings)"
+  log "etcd v$v: relative replaces pinned to v$v: $(tr '\n' ' ' <<<"$siblings")"
 
   local mod; mod="$(newtmp etcd-module)"
   (
@@ -154,16 +177,17 @@ build_etcd() {
     go mod edit -go="$goline"
     local m
     for m in $siblings; do go mod edit -replace="$m=$m@v$v"; done
-    go get "go.etcd.io/etcd/server/v3@v$v" >&2
+    quiet go get "go.etcd.io/etcd/server/v3@v$v"
   ) || die "could not set up the helper module for etcd v$v (see above)"
+  log "etcd v$v: helper module ready in $(secs $(($(date +%s) - t0)))"
 
-  local out t0 t; out="$(newtmp etcd)"
+  local out t; out="$(newtmp etcd)"
   log "etcd v$v: building..."
   t0=$(date +%s)
   (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3) \
     || die "go build of etcd v$v failed"
   t=$(( $(date +%s) - t0 ))
-  "$out/etcd" --version 2>/dev/null | grep -q "etcd Version: $v" || die "etcd --version: $("$out/etcd" --version 2>&1)"
+  check_output "etcd Version: $v" "$out/etcd" --version
   install_dir "$out" "$final"
   log "etcd v$v: built in $(secs "$t") -> $final/etcd"
 }
@@ -176,13 +200,13 @@ build_helm() {
 
   log "helm v$v: downloading helm.sh/helm/v3@v$v (module proxy)..."
   local json dir
-  json="$(go mod download -json "helm.sh/helm/v3@v$v")" || die "cannot download helm.sh/helm/v3@v$v"
+  json="$(download "helm.sh/helm/v3@v$v")" || exit 1
   dir="$(field Dir <<<"$json")"
   # -X on a variable that does not exist is silently ignored: check the names first.
   local f var
   for f in pkg/chartutil/capabilities.go pkg/lint/rules/deprecations.go; do
     for var in k8sVersionMajor k8sVersionMinor; do
-      grep -q "^[[:space:]]*$var[[:space:]]*=" "$dir/$f" || die "helm v$v: no variable $var in $f (ldflags need updating)"
+      grep -q "^[[:space:]]*${var}[[:space:]]*=" "$dir/$f" || die "helm v$v: no variable $var in $f (ldflags need updating)"
     done
   done
   grep -q '^[[:space:]]*version[[:space:]]*=' "$dir/internal/version/version.go" || die "helm v$v: no internal/version.version"
@@ -195,11 +219,11 @@ build_helm() {
   done
 
   local out t0 t; out="$(newtmp helm)"
-  log "helm v$v: building (default kube version v$kmajor.$kminor.0)..."
+  log "helm v$v: downloading dependencies and building (default kube version v$kmajor.$kminor.0)..."
   t0=$(date +%s)
   GOBIN="$out" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@v$v" || die "go install of helm v$v failed"
   t=$(( $(date +%s) - t0 ))
-  "$out/helm" version --short 2>/dev/null | grep -q "^v$v" || die "helm version: $("$out/helm" version 2>&1)"
+  check_output "v$v" "$out/helm" version --short
   install_dir "$out" "$final"
   log "helm v$v: built in $(secs "$t") -> $final/helm"
 }

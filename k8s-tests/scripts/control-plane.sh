@@ -5,6 +5,8 @@
 #   control-plane.sh start    start etcd and kube-apiserver, wait for /readyz;
 #                             prints "KUBECONFIG=<run dir>/kubeconfig" as its only stdout line
 #   control-plane.sh stop     stop both (SIGTERM, then SIGKILL); also cleans up after a crashed run
+#   control-plane.sh stop-apiserver / start-apiserver
+#                             an API server outage: stop only kube-apiserver, start it again as it was
 #   control-plane.sh status   show pids, ports and /readyz; exit 0 only if running and ready
 #   control-plane.sh env      print shell exports for using it by hand: eval "$(control-plane.sh env)"
 #
@@ -36,7 +38,7 @@ COMPONENTS="kube-apiserver etcd"    # stop order
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 die() { printf '[control-plane] ERROR: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mkdir -p "$(dirname "$RUN_DIR")"
 RUN_DIR="$(cd "$(dirname "$RUN_DIR")" && pwd)/$(basename "$RUN_DIR")"
@@ -54,7 +56,7 @@ alive() {
 
 # ours PID: its command line refers to this run dir (guards against recycled pids)
 ours() {
-  [ -r "/proc/$1/cmdline" ] && tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$RUN_DIR/"
+  { tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$RUN_DIR/"
 }
 
 pid_of() { # component -> pid from its pid file, if that process is alive and ours
@@ -66,17 +68,23 @@ pid_of() { # component -> pid from its pid file, if that process is alive and ou
 
 # Processes of this run dir that lost their pid file (e.g. run dir partly deleted): matched on
 # flags only this run dir's processes have, never on a program name.
-stray_pids() {
-  local p cmd
+stray_pids() { # kube-apiserver ones first, then etcd (stop order)
+  local p a args api="" etcd=""
   for p in /proc/[0-9]*; do
     p="${p#/proc/}"
     [ "$p" = "$$" ] && continue
-    cmd="$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null)" || continue
-    if grep -qxF -- "--data-dir=$RUN_DIR/etcd-data" <<<"$cmd" ||
-       grep -qxF -- "--tls-cert-file=$PKI/apiserver.crt" <<<"$cmd"; then
-      alive "$p" && echo "$p"
-    fi
+    { mapfile -d '' -t args <"/proc/$p/cmdline"; } 2>/dev/null || continue
+    for a in "${args[@]}"; do
+      if [ "$a" = "--tls-cert-file=$PKI/apiserver.crt" ]; then
+        alive "$p" && api+="$p "
+        break
+      elif [ "$a" = "--data-dir=$RUN_DIR/etcd-data" ]; then
+        alive "$p" && etcd+="$p "
+        break
+      fi
+    done
   done
+  echo "$api$etcd"
 }
 
 kill_pid() { # name pid: SIGTERM, wait, SIGKILL
@@ -257,36 +265,9 @@ prepare_run_dir() {
   mkdir -p "$RUN_DIR/kube-cache" "$RUN_DIR/helm"
 }
 
-# try_start: 0 ready, 1 fatal (message printed), 2 port clash (retry with new ports)
-try_start() {
-  local etcd_port peer_port api_port pid i body
-  etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
-  : >"$RUN_DIR/etcd.log"; : >"$RUN_DIR/kube-apiserver.log"
-
-  log "starting etcd v$ETCD_VERSION on 127.0.0.1:$etcd_port (peer $peer_port)"
-  pid="$(start_proc etcd "$ETCD_BIN" \
-    --name=default \
-    --data-dir="$RUN_DIR/etcd-data" \
-    --listen-client-urls="http://127.0.0.1:$etcd_port" \
-    --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-cluster="default=http://127.0.0.1:$peer_port" \
-    --unsafe-no-fsync=true \
-    --log-level=warn)" || return 1
-  for ((i = 0; ; i++)); do
-    body="$(http_ok "http://127.0.0.1:$etcd_port/health")" || true
-    case "$body" in *'"health":"true"'*) break ;; esac
-    if ! alive "$pid"; then
-      if grep -q 'address already in use' "$RUN_DIR/etcd.log"; then return 2; fi
-      log_tail etcd; log "etcd exited during start"; return 1
-    fi
-    if ((i >= 300)); then log_tail etcd; log "etcd not healthy after 30s"; return 1; fi
-    sleep 0.1
-  done
-  log "etcd healthy (pid $pid)"
-
-  write_kubeconfig "$api_port"
+# start_apiserver API_PORT ETCD_PORT: 0 ready, 1 fatal (message printed), 2 port clash
+start_apiserver() {
+  local api_port="$1" etcd_port="$2" pid i body
   # shellcheck disable=SC2206
   local extra=(${ORDERSAGA_K8S_APISERVER_ARGS:-})
   log "starting kube-apiserver v$K8S_VERSION on https://127.0.0.1:$api_port (authorization: $AUTHZ_MODE)"
@@ -329,6 +310,41 @@ try_start() {
     sleep 0.25
   done
   log "kube-apiserver ready (pid $pid)"
+}
+
+# try_start: 0 ready, 1 fatal (message printed), 2 port clash (retry with new ports)
+try_start() {
+  local etcd_port peer_port api_port pid i body
+  etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
+  : >"$RUN_DIR/etcd.log"; : >"$RUN_DIR/kube-apiserver.log"
+
+  log "starting etcd v$ETCD_VERSION on 127.0.0.1:$etcd_port (peer $peer_port)"
+  pid="$(start_proc etcd "$ETCD_BIN" \
+    --name=ordersaga \
+    --data-dir="$RUN_DIR/etcd-data" \
+    --listen-client-urls="http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-cluster="ordersaga=http://127.0.0.1:$peer_port" \
+    --unsafe-no-fsync=true \
+    --log-level=warn)" || return 1
+  for ((i = 0; ; i++)); do
+    body="$(http_ok "http://127.0.0.1:$etcd_port/health")" || true
+    case "$body" in *'"health":"true"'*) break ;; esac
+    if ! alive "$pid"; then
+      if grep -q 'address already in use' "$RUN_DIR/etcd.log"; then return 2; fi
+      log_tail etcd; log "etcd exited during start"; return 1
+    fi
+    if ((i >= 300)); then log_tail etcd; log "etcd not healthy after 30s"; return 1; fi
+    sleep 0.1
+  done
+  log "etcd healthy (pid $pid)"
+
+  write_kubeconfig "$api_port"
+  local rc=0
+  start_apiserver "$api_port" "$etcd_port" || rc=$?
+  [ "$rc" = 0 ] || return "$rc"
   printf 'etcd_port=%s\netcd_peer_port=%s\napiserver_port=%s\nserver=https://127.0.0.1:%s\nk8s_version=%s\netcd_version=%s\n' \
     "$etcd_port" "$peer_port" "$api_port" "$api_port" "$K8S_VERSION" "$ETCD_VERSION" >"$RUN_DIR/ports"
   return 0
@@ -375,6 +391,24 @@ cmd_start() {
   echo "KUBECONFIG=$KUBECONFIG_PATH"
 }
 
+# An API server outage, for tests: stop kube-apiserver only (etcd and its data stay), then
+# start it again on the same port with the same certificates, so clients reconnect unchanged.
+cmd_stop_apiserver() {
+  local pid
+  pid="$(pid_of kube-apiserver)" || die "kube-apiserver is not running in $RUN_DIR"
+  kill_pid kube-apiserver "$pid"
+  rm -f "$RUN_DIR/kube-apiserver.pid"
+}
+
+cmd_start_apiserver() {
+  [ -f "$RUN_DIR/ports" ] || die "no control plane in $RUN_DIR: run '$0 start' first"
+  pid_of etcd >/dev/null || die "etcd is not running in $RUN_DIR"
+  if pid_of kube-apiserver >/dev/null; then die "kube-apiserver is already running in $RUN_DIR"; fi
+  T0=$(date +%s)
+  start_apiserver "$(sed -n 's/^apiserver_port=//p' "$RUN_DIR/ports")" "$(sed -n 's/^etcd_port=//p' "$RUN_DIR/ports")" ||
+    die "kube-apiserver did not start again (log: $RUN_DIR/kube-apiserver.log)"
+}
+
 cmd_status() {
   local c pid ready=1 port=""
   [ -f "$RUN_DIR/ports" ] && port="$(sed -n 's/^apiserver_port=//p' "$RUN_DIR/ports")"
@@ -394,6 +428,8 @@ cmd_status() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) stop_all ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
   status) cmd_status ;;
   env)
     cmd_status >/dev/null || die "not running (run dir $RUN_DIR)"

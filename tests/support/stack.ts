@@ -16,6 +16,11 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const SERVICES: readonly ServiceName[] = ['order', 'stock', 'billing', 'notification'];
 
+/** What a stack can run: the four services, and the SagaOrder controller. */
+export type Component = ServiceName | 'operator';
+const entryPoint = (component: Component) =>
+  component === 'operator' ? join(ROOT, 'operator', 'dist', 'main.js') : join(ROOT, 'services', component, 'dist', 'main.js');
+
 export interface TopicRecord {
   readonly partition: number;
   readonly offset: string;
@@ -67,7 +72,7 @@ process.on('exit', () => {
 
 export interface StackOptions {
   /** Extra environment per service (catalogue, accounts, timeouts...). */
-  readonly env?: Partial<Record<ServiceName, Record<string, string>>>;
+  readonly env?: Partial<Record<Component, Record<string, string>>>;
 }
 
 export class Stack {
@@ -94,12 +99,12 @@ export class Stack {
     await Promise.all(SERVICES.filter((s) => s !== 'order').map((s) => this.start(s)));
   }
 
-  async start(service: ServiceName, instance = '0', env: Record<string, string> = {}): Promise<void> {
+  async start(service: Component, instance = '0', env: Record<string, string> = {}): Promise<void> {
     const name = `${service}-${instance}`;
     if (this.running.has(name)) throw new Error(`${name} is already running`);
     const port = await freePort();
     const log = createWriteStream(join(this.logDir, `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [join(ROOT, 'services', service, 'dist', 'main.js')], {
+    const child = spawn(process.execPath, [entryPoint(service)], {
       env: {
         PATH: process.env.PATH,
         KAFKA_BROKERS: this.brokers,
@@ -139,7 +144,7 @@ export class Stack {
   }
 
   /** Stops an instance: SIGTERM (graceful) or SIGKILL (a crash). */
-  async stop(service: ServiceName, instance = '0', signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  async stop(service: Component, instance = '0', signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const name = `${service}-${instance}`;
     const running = this.running.get(name);
     if (!running) return null;
@@ -151,7 +156,7 @@ export class Stack {
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.running.keys()].map((name) => {
-      const [service, instance] = name.split('-') as [ServiceName, string];
+      const [service, instance] = name.split('-') as [Component, string];
       return this.stop(service, instance);
     }));
     await this.producer?.disconnect();
@@ -165,13 +170,13 @@ export class Stack {
     }
   }
 
-  url(service: ServiceName, instance = '0'): string {
+  url(service: Component, instance = '0'): string {
     const running = this.running.get(`${service}-${instance}`);
     if (!running) throw new Error(`${service}-${instance} is not running`);
     return `http://127.0.0.1:${running.port}`;
   }
 
-  async http(service: ServiceName, path: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+  async http(service: Component, path: string, init?: RequestInit): Promise<{ status: number; body: any }> {
     const response = await fetch(`${this.url(service)}${path}`, init);
     const text = await response.text();
     let body: any = text;

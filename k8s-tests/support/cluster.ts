@@ -1,0 +1,71 @@
+/**
+ * A real Kubernetes control plane for tests: etcd + kube-apiserver started by
+ * scripts/control-plane.sh in a run dir of their own, driven with the real kubectl.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(HERE, '..', '..');
+const SCRIPTS = join(HERE, '..', 'scripts');
+
+/** Paths of the tools, as versions.env gives them. */
+async function tool(name: 'KUBECTL_BIN' | 'HELM_BIN'): Promise<string> {
+  const { stdout } = await run('bash', ['-c', `source "${SCRIPTS}/versions.env" && printf %s "$${name}"`]);
+  return stdout;
+}
+
+export class TestCluster {
+  private constructor(
+    readonly runDir: string,
+    readonly kubeconfig: string,
+    readonly kubectlPath: string,
+  ) {}
+
+  static async start(): Promise<TestCluster> {
+    const runDir = mkdtempSync(join(tmpdir(), 'ordersaga-k8s-test-'));
+    const { stdout } = await run('bash', [join(SCRIPTS, 'control-plane.sh'), 'start'], {
+      env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: runDir },
+    });
+    const line = stdout.split('\n').find((l) => l.startsWith('KUBECONFIG='));
+    if (!line) throw new Error(`control-plane.sh start printed no KUBECONFIG line: ${stdout}`);
+    return new TestCluster(runDir, line.slice('KUBECONFIG='.length).trim(), await tool('KUBECTL_BIN'));
+  }
+
+  async stop(): Promise<void> {
+    await run('bash', [join(SCRIPTS, 'control-plane.sh'), 'stop'], { env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: this.runDir } });
+  }
+
+  /** Runs the control-plane script on this cluster (e.g. stopping and starting only the API server). */
+  async controlPlane(...args: string[]): Promise<string> {
+    const { stdout } = await run('bash', [join(SCRIPTS, 'control-plane.sh'), ...args], {
+      env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: this.runDir },
+    });
+    return stdout;
+  }
+
+  /** Runs kubectl (as the admin, or with another kubeconfig) and returns its output. */
+  async kubectl(args: string[], options: { kubeconfig?: string; input?: string } = {}): Promise<string> {
+    const child = execFile(this.kubectlPath, args, {
+      env: { PATH: process.env.PATH, HOME: this.runDir, KUBECONFIG: options.kubeconfig ?? this.kubeconfig },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    if (options.input !== undefined) child.stdin!.end(options.input);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr}`);
+    return stdout;
+  }
+
+  async json(args: string[], options?: { kubeconfig?: string }): Promise<any> {
+    return JSON.parse(await this.kubectl([...args, '-o', 'json'], options));
+  }
+}
