@@ -2,8 +2,8 @@
  * A real Kubernetes control plane for tests: etcd + kube-apiserver started by
  * scripts/control-plane.sh in a run dir of their own, driven with the real kubectl.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,29 @@ async function tool(name: 'KUBECTL_BIN' | 'HELM_BIN'): Promise<string> {
   return stdout;
 }
 
+const RUN_DIR_PREFIX = 'ordersaga-k8s-test-';
+const OWNER_FILE = 'test-run.pid';
+
+function ownerAlive(runDir: string): boolean {
+  try {
+    process.kill(Number(readFileSync(join(runDir, OWNER_FILE), 'utf8')), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function stopSync(runDir: string): void {
+  try {
+    execFileSync('bash', [join(SCRIPTS, 'control-plane.sh'), 'stop'], {
+      env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: runDir },
+      stdio: 'ignore',
+    });
+  } catch {
+    // Nothing left to stop.
+  }
+}
+
 export class TestCluster {
   private constructor(
     readonly runDir: string,
@@ -28,10 +51,21 @@ export class TestCluster {
   ) {}
 
   static async start(): Promise<TestCluster> {
-    const runDir = mkdtempSync(join(tmpdir(), 'ordersaga-k8s-test-'));
+    // A test run that was killed left its control plane behind: stop it (the script finds its
+    // processes from the run dir) before starting this run's. Runs still alive are left alone.
+    for (const stale of readdirSync(tmpdir()).filter((d) => d.startsWith(RUN_DIR_PREFIX))) {
+      const dir = join(tmpdir(), stale);
+      if (ownerAlive(dir)) continue;
+      stopSync(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const runDir = mkdtempSync(join(tmpdir(), RUN_DIR_PREFIX));
+    // And if this run dies, its control plane goes with it.
+    process.once('exit', () => stopSync(runDir));
     const { stdout } = await run('bash', [join(SCRIPTS, 'control-plane.sh'), 'start'], {
       env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: runDir },
     });
+    writeFileSync(join(runDir, OWNER_FILE), String(process.pid));
     const line = stdout.split('\n').find((l) => l.startsWith('KUBECONFIG='));
     if (!line) throw new Error(`control-plane.sh start printed no KUBECONFIG line: ${stdout}`);
     return new TestCluster(runDir, line.slice('KUBECONFIG='.length).trim(), await tool('KUBECTL_BIN'));
@@ -39,6 +73,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await run('bash', [join(SCRIPTS, 'control-plane.sh'), 'stop'], { env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: this.runDir } });
+    rmSync(this.runDir, { recursive: true, force: true });
   }
 
   /** Runs the control-plane script on this cluster (e.g. stopping and starting only the API server). */
