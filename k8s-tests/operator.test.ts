@@ -120,7 +120,13 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
   expect(described).toMatch(/Warning\s+OrderFailed\s+.*ordersaga-operator\s+order \S+ failed: payment declined/);
 
   const object = await cluster.json(['get', 'sagaorder', confirmed.orderId, '-n', NAMESPACE]);
-  expect(object.status).toMatchObject({ orderId: confirmed.orderId, source: 'http', correlationId: confirmed.correlationId });
+  expect(object.status).toMatchObject({
+    orderId: confirmed.orderId,
+    source: 'http',
+    correlationId: confirmed.correlationId,
+    traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
+  });
+  expect(object.status.traceId).toBe(confirmed.traceId);
   expect(object.status.conditions).toEqual(
     expect.arrayContaining([
       expect.objectContaining({ type: 'Ready', status: 'True', reason: 'SagaEnded' }),

@@ -105,3 +105,20 @@ test("the caller's X-Correlation-Id follows the order through every message", as
     });
   }
 });
+
+test("the caller's W3C traceparent gives the order its trace id, carried by every message", async () => {
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const { body } = await stack.placeOrder(
+    { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] },
+    { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+  );
+  const order = await stack.finished(body.orderId);
+  expect(order.traceId).toBe(traceId);
+  for (const topic of ['order.placed', 'stock.check.request', 'stock.checked', 'payment.request', 'order.confirmed'] as const) {
+    const [record] = (await stack.readTopic(topic)).filter((r) => r.key === body.orderId);
+    expect({ topic, traceparent: record!.headers.traceparent?.split('-')[1] }).toEqual({ topic, traceparent: traceId });
+  }
+  // Without one, the order still gets a trace of its own.
+  const other = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] });
+  expect((await stack.finished(other.body.orderId)).traceId).toMatch(/^[0-9a-f]{32}$/);
+});

@@ -26,6 +26,9 @@ const PlaceOrderHeaders = Type.Object({
     Type.String({ minLength: 1, maxLength: 200, description: 'The same key (per customer) returns the same order' }),
   ),
   'x-correlation-id': Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' })),
+  traceparent: Type.Optional(
+    Type.String({ pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$', description: 'W3C trace context of the caller' }),
+  ),
 });
 
 const Phase = Type.Union(['PENDING', 'RESERVING', 'CHARGING', 'COMPENSATING', 'CONFIRMED', 'FAILED'].map((p) => Type.Literal(p)));
@@ -125,7 +128,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         request.id,
       );
       try {
-        await publisher.publish(placed);
+        await publisher.publish(placed, request.headers.traceparent);
       } catch (err) {
         request.log.error({ err, orderId }, 'could not publish order.placed');
         return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Kafka is unavailable; retry with the same Idempotency-Key' });

@@ -2,7 +2,7 @@ import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { encode, type Outgoing } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import { messagesProduced } from './metrics.js';
-import { traceHeaders } from './tracing.js';
+import { sagaTraceHeaders } from './tracing.js';
 
 interface Queued {
   readonly out: Outgoing;
@@ -36,8 +36,11 @@ export class Publisher {
     return this.producer.connect();
   }
 
-  /** Resolves once the message is acknowledged by all in-sync replicas. */
-  publish(out: Outgoing): Promise<void> {
+  /**
+   * Resolves once the message is acknowledged by all in-sync replicas. It starts a saga: it
+   * carries the caller's trace context (`traceparent`), or a new one.
+   */
+  publish(out: Outgoing, traceparent?: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({
         out,
@@ -45,7 +48,7 @@ export class Publisher {
           key: out.envelope.orderId,
           value: encode(out.envelope),
           headers: {
-            ...traceHeaders(),
+            ...sagaTraceHeaders(traceparent),
             'message-id': out.envelope.id,
             'message-type': out.envelope.type,
             'correlation-id': out.envelope.correlationId,

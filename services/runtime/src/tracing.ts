@@ -3,6 +3,7 @@
  * sends carries the new span on. With no OpenTelemetry SDK registered the API is a no-op, so the
  * incoming `traceparent` is passed on unchanged and one order still keeps one trace id.
  */
+import { randomBytes } from 'node:crypto';
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace, type Span } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('ordersaga');
@@ -27,6 +28,19 @@ export function traceHeaders(incomingTraceparent?: string): Record<string, strin
   propagation.inject(context.active(), carrier);
   if (!carrier[TRACEPARENT] && incomingTraceparent) carrier[TRACEPARENT] = incomingTraceparent;
   return carrier;
+}
+
+const TRACEPARENT_FORMAT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * Headers for the first message of a saga: the caller's trace (its W3C `traceparent`) or the
+ * active span's, else a new trace, so every order has a trace id even with no SDK configured.
+ */
+export function sagaTraceHeaders(callerTraceparent?: string): Record<string, string> {
+  const incoming = callerTraceparent && TRACEPARENT_FORMAT.test(callerTraceparent) ? callerTraceparent : undefined;
+  const headers = traceHeaders(incoming);
+  if (!headers[TRACEPARENT]) headers[TRACEPARENT] = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+  return headers;
 }
 
 /** The trace id of a traceparent header (`00-<trace id>-<span id>-<flags>`). */
