@@ -28,10 +28,18 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+/**
+ * A Kafka client. With KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD it authenticates with
+ * SCRAM-SHA-512 (the credentials Strimzi gives a KafkaUser); KAFKA_TLS=true turns on TLS.
+ */
 export function createKafka(clientId: string, brokers: string[], log: Logger): Kafka {
+  const username = process.env.KAFKA_SASL_USERNAME;
+  const password = process.env.KAFKA_SASL_PASSWORD;
   return new Kafka({
     clientId,
     brokers,
+    ...(username && password ? { sasl: { mechanism: 'scram-sha-512' as const, username, password } } : {}),
+    ...(process.env.KAFKA_TLS === 'true' ? { ssl: true } : {}),
     logLevel: logLevel.WARN,
     retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 5_000 },
     logCreator:

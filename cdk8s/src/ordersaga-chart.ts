@@ -1,0 +1,273 @@
+/**
+ * The ordersaga deployment as one cdk8s chart: per component a Deployment, Service,
+ * ServiceAccount, ConfigMap, PodDisruptionBudget, NetworkPolicy and ServiceMonitor; a Strimzi
+ * KafkaTopic per topic and a KafkaUser per component with ACLs for exactly its topics, groups
+ * and transactional ids; the SagaOrder CRD and the controller's RBAC; optionally a one-node
+ * KRaft Kafka for a dev cluster.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiObject, Chart, Duration, Include, Size, type ChartProps } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import type { Construct } from 'constructs';
+import { parseAllDocuments } from 'yaml';
+import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CRD_FILE = join(ROOT, 'operator', 'crd', 'sagaorders.ordersaga.dev.yaml');
+export const OPERATOR_RBAC_FILE = join(ROOT, 'operator', 'rbac.yaml');
+
+export interface OrdersagaProps extends ChartProps {
+  /** Image registry and tag of every component (repository `ordersaga-<component>`). */
+  readonly images: { readonly registry: string; readonly tag: string };
+  readonly replicas?: Partial<Record<ComponentName, number>>;
+  /** The Strimzi Kafka cluster the topics and users belong to. */
+  readonly kafkaCluster: string;
+  /** Bootstrap servers of its listener for clients (SCRAM-SHA-512, plain). */
+  readonly kafkaBootstrap: string;
+  readonly topicPartitions: number;
+  readonly topicReplicas: number;
+  /** A one-node KRaft Kafka (Kafka + KafkaNodePool) for a dev cluster. */
+  readonly devKafka: boolean;
+  /** ServiceMonitors for the Prometheus Operator. */
+  readonly serviceMonitors: boolean;
+  readonly operator: {
+    readonly mirrorMode: 'all' | 'failed' | 'sampled';
+    readonly ttlSeconds: number;
+    readonly apiQps: number;
+    readonly apiBurst: number;
+  };
+}
+
+export const DEFAULTS: OrdersagaProps = {
+  images: { registry: 'ghcr.io/ordersaga', tag: '0.1.0' },
+  kafkaCluster: 'ordersaga',
+  kafkaBootstrap: 'ordersaga-kafka-bootstrap:9092',
+  topicPartitions: 6,
+  topicReplicas: 1,
+  devKafka: false,
+  serviceMonitors: true,
+  operator: { mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
+};
+
+const STRIMZI = 'kafka.strimzi.io/v1';
+const appName = (c: ComponentName) => `ordersaga-${c}`;
+
+export class OrdersagaChart extends Chart {
+  constructor(scope: Construct, id: string, private readonly props: OrdersagaProps) {
+    super(scope, id, props);
+    if (props.devKafka) this.devKafka();
+    for (const topic of allTopics(props.topicPartitions)) {
+      new ApiObject(this, `topic-${topic.name}`, {
+        apiVersion: STRIMZI,
+        kind: 'KafkaTopic',
+        metadata: { name: topic.name, labels: { 'strimzi.io/cluster': props.kafkaCluster } },
+        spec: {
+          partitions: topic.partitions,
+          replicas: props.topicReplicas,
+          config: topic.config,
+        },
+      });
+    }
+    new Include(this, 'sagaorder-crd', { url: CRD_FILE });
+    new Include(this, 'operator-rbac', { url: OPERATOR_RBAC_FILE });
+    for (const component of COMPONENTS) this.component(component);
+  }
+
+  private component(component: Component): void {
+    const { props } = this;
+    const name = appName(component.name);
+    const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'ordersaga', 'app.kubernetes.io/component': component.name };
+    const metadata = { name, labels };
+
+    this.kafkaUser(component, name);
+
+    const config = new kplus.ConfigMap(this, `${name}-config`, {
+      metadata,
+      data: {
+        KAFKA_BROKERS: props.kafkaBootstrap,
+        KAFKA_SASL_USERNAME: name,
+        CREATE_TOPICS: 'false',
+        TOPIC_PARTITIONS: String(props.topicPartitions),
+        HOST: '0.0.0.0',
+        PORT: String(component.port),
+        LOG_LEVEL: 'info',
+        ...(component.name === 'operator'
+          ? {
+              MIRROR_MODE: props.operator.mirrorMode,
+              SAGAORDER_TTL_SECONDS: String(props.operator.ttlSeconds),
+              API_QPS: String(props.operator.apiQps),
+              API_BURST: String(props.operator.apiBurst),
+            }
+          : {}),
+      },
+    });
+
+    // The controller's ServiceAccount comes with its RBAC, from operator/rbac.yaml.
+    const serviceAccount =
+      component.name === 'operator'
+        ? kplus.ServiceAccount.fromServiceAccountName(this, `${name}-sa`, 'ordersaga-operator')
+        : new kplus.ServiceAccount(this, `${name}-sa`, { metadata, automountToken: false });
+
+    const deployment = new kplus.Deployment(this, `${name}-deployment`, {
+      metadata,
+      replicas: props.replicas?.[component.name] ?? 1,
+      serviceAccount,
+      automountServiceAccountToken: component.name === 'operator',
+      podMetadata: { labels },
+      select: true,
+      securityContext: { ensureNonRoot: true, user: 65532, group: 65532, fsGroup: 65532 },
+      containers: [
+        {
+          name: component.name,
+          image: `${props.images.registry}/${name}:${props.images.tag}`,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          ports: [{ name: 'http', number: component.port }],
+          envFrom: [kplus.Env.fromConfigMap(config)],
+          envVariables: {
+            // Stable per pod: keys the transactional ids, so a restarted pod fences its predecessor.
+            INSTANCE_ID: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
+            KAFKA_SASL_PASSWORD: kplus.EnvValue.fromSecretValue({
+              secret: kplus.Secret.fromSecretName(this, `${name}-kafka-secret`, name),
+              key: 'password',
+            }),
+          },
+          liveness: kplus.Probe.fromHttpGet('/healthz', { port: component.port, periodSeconds: Duration.seconds(10), failureThreshold: 3 }),
+          readiness: kplus.Probe.fromHttpGet('/readyz', { port: component.port, periodSeconds: Duration.seconds(5) }),
+          startup: kplus.Probe.fromHttpGet('/healthz', { port: component.port, failureThreshold: 30, periodSeconds: Duration.seconds(2) }),
+          resources: {
+            cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(1000) },
+            memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },
+          },
+          securityContext: {
+            ensureNonRoot: true,
+            user: 65532,
+            group: 65532,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            privileged: false,
+            capabilities: { drop: [kplus.Capability.ALL] },
+            seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+          },
+        },
+      ],
+    });
+
+    new kplus.Service(this, `${name}-service`, {
+      metadata,
+      selector: deployment,
+      ports: [{ name: 'http', port: component.port, targetPort: component.port }],
+    });
+
+    new kplus.k8s.KubePodDisruptionBudget(this, `${name}-pdb`, {
+      metadata,
+      spec: { maxUnavailable: kplus.k8s.IntOrString.fromNumber(1), selector: { matchLabels: labels } },
+    });
+
+    this.networkPolicy(component, metadata, labels);
+
+    if (props.serviceMonitors) {
+      new ApiObject(this, `${name}-monitor`, {
+        apiVersion: 'monitoring.coreos.com/v1',
+        kind: 'ServiceMonitor',
+        metadata,
+        spec: { selector: { matchLabels: labels }, endpoints: [{ port: 'http', path: '/metrics', interval: '15s' }] },
+      });
+    }
+  }
+
+  /** Only Kafka, DNS and what the component really calls; in: its port (the API for all, else scrapes). */
+  private networkPolicy(component: Component, metadata: { name: string; labels: Record<string, string> }, labels: Record<string, string>) {
+    const egress: object[] = [
+      { to: [{ podSelector: { matchLabels: { 'strimzi.io/cluster': this.props.kafkaCluster } } }], ports: [{ protocol: 'TCP', port: 9092 }] },
+      {
+        to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+        ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+      },
+    ];
+    if (component.egress.includes('kube-apiserver')) {
+      egress.push({ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] });
+    }
+    if (component.egress.includes('webhooks')) {
+      egress.push({ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 80 }] });
+    }
+    new kplus.k8s.KubeNetworkPolicy(this, `${metadata.name}-netpol`, {
+      metadata,
+      spec: {
+        podSelector: { matchLabels: labels },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [
+          {
+            ...(component.ingress === 'any' ? {} : { from: [{ namespaceSelector: {} }] }),
+            ports: [{ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(component.port) }],
+          },
+        ],
+        egress: egress as never,
+      },
+    });
+  }
+
+  /** SCRAM credentials and ACLs for exactly the component's topics, groups and transactional ids. */
+  private kafkaUser(component: Component, name: string): void {
+    const { kafka } = component;
+    const topicAcl = (topic: string, operations: string[]) => ({
+      resource: { type: 'topic', name: topic, patternType: 'literal' },
+      operations,
+    });
+    new ApiObject(this, `${name}-kafka-user`, {
+      apiVersion: STRIMZI,
+      kind: 'KafkaUser',
+      metadata: { name, labels: { 'strimzi.io/cluster': this.props.kafkaCluster, 'app.kubernetes.io/part-of': 'ordersaga' } },
+      spec: {
+        authentication: { type: 'scram-sha-512' },
+        authorization: {
+          type: 'simple',
+          acls: [
+            ...kafka.read.map((t) => topicAcl(t, ['Describe', 'Read'])),
+            ...kafka.write.filter((t) => !kafka.read.includes(t)).map((t) => topicAcl(t, ['Describe', 'Write'])),
+            ...kafka.write.filter((t) => kafka.read.includes(t)).map((t) => topicAcl(t, ['Write'])),
+            { resource: { type: 'group', name: kafka.groupPrefix, patternType: 'prefix' }, operations: ['Describe', 'Read'] },
+            ...(kafka.transactionalIdPrefix
+              ? [{ resource: { type: 'transactionalId', name: kafka.transactionalIdPrefix, patternType: 'prefix' }, operations: ['Describe', 'Write'] }]
+              : []),
+          ],
+        },
+      },
+    });
+  }
+
+  private devKafka(): void {
+    const cluster = this.props.kafkaCluster;
+    new ApiObject(this, 'dev-kafka-pool', {
+      apiVersion: STRIMZI,
+      kind: 'KafkaNodePool',
+      metadata: { name: 'dual-role', labels: { 'strimzi.io/cluster': cluster } },
+      spec: { replicas: 1, roles: ['controller', 'broker'], storage: { type: 'ephemeral' } },
+    });
+    new ApiObject(this, 'dev-kafka', {
+      apiVersion: STRIMZI,
+      kind: 'Kafka',
+      metadata: { name: cluster },
+      spec: {
+        kafka: {
+          listeners: [{ name: 'plain', port: 9092, type: 'internal', tls: false, authentication: { type: 'scram-sha-512' } }],
+          authorization: { type: 'simple' },
+          config: {
+            'offsets.topic.replication.factor': 1,
+            'transaction.state.log.replication.factor': 1,
+            'transaction.state.log.min.isr': 1,
+            'default.replication.factor': 1,
+            'min.insync.replicas': 1,
+          },
+        },
+        entityOperator: { topicOperator: {}, userOperator: {} },
+      },
+    });
+  }
+}
+
+/** Every manifest of a file, for tests and tools. */
+export function readManifests(file: string): unknown[] {
+  return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS());
+}

@@ -1,0 +1,106 @@
+/**
+ * The cdk8s model's manifests: valid for a real API server with the Strimzi and Prometheus
+ * Operator CRDs installed, and within the project's policies.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { allTopics, deadLetterTopicOf, SAGA_TOPICS, STATE_TOPICS, type TopicSpec } from '@ordersaga/runtime';
+import { eventually } from '../tests/support/stack.js';
+import { ROOT, TestCluster } from './support/cluster.js';
+
+const SHARED_CRDS = join(ROOT, '..', 'shared', 'crds');
+const NAMESPACE = 'ordersaga';
+
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any };
+
+async function synth(env: Record<string, string> = {}): Promise<{ file: string; objects: Manifest[] }> {
+  const outdir = mkdtempSync(join(tmpdir(), 'ordersaga-synth-'));
+  await promisify(execFile)(process.execPath, [join(ROOT, 'cdk8s', 'dist', 'main.js')], { env: { ...process.env, OUTDIR: outdir, ...env } });
+  const file = join(outdir, 'ordersaga.k8s.yaml');
+  return { file, objects: parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Manifest) };
+}
+
+let cluster: TestCluster;
+let manifests: { file: string; objects: Manifest[] };
+
+beforeAll(async () => {
+  manifests = await synth();
+  cluster = await TestCluster.start();
+  await cluster.kubectl(['apply', '--server-side', '-f', join(SHARED_CRDS, 'strimzi-1.2.0'), '-f', join(SHARED_CRDS, 'prometheus-operator')]);
+  await eventually('the CRDs to be established', async () => {
+    await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);
+    return true;
+  });
+  await cluster.kubectl(['create', 'namespace', NAMESPACE]);
+});
+
+afterAll(() => cluster?.stop());
+
+const byKind = (kind: string) => manifests.objects.filter((o) => o.kind === kind);
+const containers = () => byKind('Deployment').flatMap((d) => d.spec.template.spec.containers as any[]);
+
+test('every object passes server-side validation (default and dev-Kafka synths)', async () => {
+  await cluster.kubectl(['apply', '--dry-run=server', '-n', NAMESPACE, '-f', manifests.file]);
+  const dev = await synth({ DEV_KAFKA: 'true' });
+  expect(dev.objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['Kafka', 'KafkaNodePool']));
+  await cluster.kubectl(['apply', '--dry-run=server', '-n', NAMESPACE, '-f', dev.file]);
+});
+
+test('kubectl get kafkatopics lists exactly the saga topics', async () => {
+  await cluster.kubectl(['apply', '-n', NAMESPACE, '-f', manifests.file]);
+  const names = (await cluster.kubectl(['get', 'kafkatopics', '-n', NAMESPACE, '-o', 'name'])).trim().split('\n');
+  expect(names.map((n) => n.replace(/^kafkatopic\.kafka\.strimzi\.io\//, '')).sort()).toEqual(allTopics().map((t) => t.name).sort());
+  const state = await cluster.json(['get', 'kafkatopic', 'order.state', '-n', NAMESPACE]);
+  expect(state.spec).toMatchObject({ partitions: 6, config: { 'cleanup.policy': 'compact' } });
+});
+
+test('policy: probes, requests and limits, the restricted securityContext, no latest tag', () => {
+  expect(containers()).toHaveLength(5);
+  for (const c of containers()) {
+    expect({ name: c.name, liveness: !!c.livenessProbe, readiness: !!c.readinessProbe }).toEqual({ name: c.name, liveness: true, readiness: true });
+    expect(c.resources.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(c.resources.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(c.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c.image).toMatch(/^[^:]+:[^:]+$/);
+    expect(c.image).not.toMatch(/:latest$/);
+  }
+});
+
+test("each component's KafkaUser can touch only its own topics", () => {
+  // Computed here from the topic list, independently of the model.
+  const saga = Object.entries(SAGA_TOPICS) as Array<[string, TopicSpec]>;
+  const state = Object.entries(STATE_TOPICS) as Array<[string, TopicSpec]>;
+  const expected = (service: string) => {
+    const consumed = saga.filter(([, s]) => s.consumers.includes(service as never)).map(([t]) => t);
+    return new Set([
+      ...consumed,
+      ...consumed.map((t) => deadLetterTopicOf(t as never)),
+      ...saga.filter(([, s]) => s.producer === service).map(([t]) => t),
+      ...state.filter(([, s]) => s.producer === service).map(([t]) => t),
+    ]);
+  };
+  const users = byKind('KafkaUser');
+  expect(users.map((u) => u.metadata.name).sort()).toEqual(
+    ['billing', 'notification', 'operator', 'order', 'stock'].map((c) => `ordersaga-${c}`),
+  );
+  for (const user of users) {
+    const component = user.metadata.name.replace('ordersaga-', '');
+    const acls = user.spec.authorization.acls as Array<{ resource: { type: string; name: string; patternType: string }; operations: string[] }>;
+    const topics = new Set(acls.filter((a) => a.resource.type === 'topic').map((a) => a.resource.name));
+    expect(acls.filter((a) => a.resource.type === 'topic').every((a) => a.resource.patternType === 'literal')).toBe(true);
+    const want = component === 'operator' ? new Set(['order.state', 'order.placed']) : expected(component);
+    expect({ component, topics: [...topics].sort() }).toEqual({ component, topics: [...want].sort() });
+    const groups = acls.filter((a) => a.resource.type === 'group');
+    expect(groups).toEqual([{ resource: { type: 'group', name: component, patternType: 'prefix' }, operations: ['Describe', 'Read'] }]);
+  }
+});
