@@ -218,7 +218,10 @@ export class OrdersagaChart extends Chart {
     new ApiObject(this, `${name}-kafka-user`, {
       apiVersion: STRIMZI,
       kind: 'KafkaUser',
-      metadata: { name, labels: { 'strimzi.io/cluster': this.props.kafkaCluster, 'app.kubernetes.io/part-of': 'ordersaga' } },
+      metadata: {
+        name,
+        labels: { 'strimzi.io/cluster': this.props.kafkaCluster, 'app.kubernetes.io/part-of': 'ordersaga', 'app.kubernetes.io/component': component.name },
+      },
       spec: {
         authentication: { type: 'scram-sha-512' },
         authorization: {

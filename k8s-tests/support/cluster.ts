@@ -48,6 +48,7 @@ export class TestCluster {
     readonly runDir: string,
     readonly kubeconfig: string,
     readonly kubectlPath: string,
+    readonly helmPath: string,
   ) {}
 
   static async start(): Promise<TestCluster> {
@@ -68,7 +69,7 @@ export class TestCluster {
     writeFileSync(join(runDir, OWNER_FILE), String(process.pid));
     const line = stdout.split('\n').find((l) => l.startsWith('KUBECONFIG='));
     if (!line) throw new Error(`control-plane.sh start printed no KUBECONFIG line: ${stdout}`);
-    return new TestCluster(runDir, line.slice('KUBECONFIG='.length).trim(), await tool('KUBECTL_BIN'));
+    return new TestCluster(runDir, line.slice('KUBECONFIG='.length).trim(), await tool('KUBECTL_BIN'), await tool('HELM_BIN'));
   }
 
   async stop(): Promise<void> {
@@ -97,6 +98,22 @@ export class TestCluster {
     child.stderr!.on('data', (d) => (stderr += d));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     if (code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr}`);
+    return stdout;
+  }
+
+  /** Runs helm against this cluster, its caches in the run dir (never in ~/.config or ~/.cache). */
+  async helm(args: string[]): Promise<string> {
+    const { stdout } = await run(this.helmPath, args, {
+      env: {
+        PATH: process.env.PATH,
+        HOME: this.runDir,
+        KUBECONFIG: this.kubeconfig,
+        HELM_CACHE_HOME: join(this.runDir, 'helm', 'cache'),
+        HELM_CONFIG_HOME: join(this.runDir, 'helm', 'config'),
+        HELM_DATA_HOME: join(this.runDir, 'helm', 'data'),
+      },
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return stdout;
   }
 

@@ -1,0 +1,16 @@
+{{/* Standard labels (https://helm.sh/docs/chart_best_practices/labels/). */}}
+{{- define "ordersaga.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* The image of a component: (dict "root" $ "component" "order"). */}}
+{{- define "ordersaga.image" -}}
+{{- $override := index .root.Values.images .component | default dict -}}
+{{- $repository := $override.repository | default (printf "%s/ordersaga-%s" .root.Values.image.registry .component) -}}
+{{- $tag := $override.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- if eq $tag "latest" -}}{{- fail "image tag \"latest\" is not allowed: pin a version" -}}{{- end -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
