@@ -15,7 +15,12 @@ export default {
     '^@ordersaga/runtime$': '<rootDir>/services/runtime/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  testMatch: ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/operator/src/**/*.test.ts', '<rootDir>/tests/**/*.test.ts', '<rootDir>/k8s-tests/**/*.test.ts'],
+  testMatch: [
+    '<rootDir>/services/*/src/**/*.test.ts',
+    '<rootDir>/operator/src/**/*.test.ts',
+    '<rootDir>/tests/**/*.test.ts',
+    '<rootDir>/k8s-tests/**/*.test.ts',
+  ],
   globalSetup: '<rootDir>/tests/global-setup.js',
   globalTeardown: '<rootDir>/tests/global-teardown.js',
   testTimeout: 120_000,

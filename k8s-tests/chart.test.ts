@@ -17,14 +17,24 @@ const SHARED_CRDS = join(ROOT, '..', 'shared', 'crds');
 const run = promisify(execFile);
 
 type Manifest = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: any };
-const parse = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Manifest).filter(Boolean);
+const parse = (text: string) =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Manifest)
+    .filter(Boolean);
 const ids = (objects: Manifest[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
 
 let cluster: TestCluster;
 
 beforeAll(async () => {
   cluster = await TestCluster.start();
-  await cluster.kubectl(['apply', '--server-side', '-f', join(SHARED_CRDS, 'strimzi-1.2.0'), '-f', join(SHARED_CRDS, 'prometheus-operator')]);
+  await cluster.kubectl([
+    'apply',
+    '--server-side',
+    '-f',
+    join(SHARED_CRDS, 'strimzi-1.2.0'),
+    '-f',
+    join(SHARED_CRDS, 'prometheus-operator'),
+  ]);
   await eventually('the CRDs to be established', async () => {
     await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);
     return true;
@@ -43,16 +53,29 @@ test('renders with default and with other values; both pass server-side validati
   const defaults = parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop']));
   const deployments = defaults.filter((o) => o.kind === 'Deployment');
   expect(deployments).toHaveLength(5);
-  expect(deployments.map((d) => d.spec.template.spec.containers[0].image)).toContain('ghcr.io/ordersaga/ordersaga-order:0.1.0');
+  expect(deployments.map((d) => d.spec.template.spec.containers[0].image)).toContain(
+    'ghcr.io/ordersaga/ordersaga-order:0.1.0',
+  );
   expect(defaults.some((o) => o.kind === 'Kafka')).toBe(false);
-  for (const o of defaults) expect(o.metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/managed-by': 'Helm' });
+  for (const o of defaults)
+    expect(o.metadata.labels).toMatchObject({
+      'app.kubernetes.io/instance': 'shop',
+      'app.kubernetes.io/managed-by': 'Helm',
+    });
 
   const custom = parse(
     await cluster.helm([
-      'template', 'shop', CHART, '-n', 'shop',
-      '--set', 'image.registry=registry.example/shop,image.tag=1.2.3,components.order.replicas=3,topics.partitions=12',
-      '--set', 'kafka.dev.enabled=true,kafka.cluster=dev,metrics.serviceMonitors=false,operator.mirrorMode=failed',
-      '--set', 'images.stock.repository=localhost/stock,images.stock.tag=abc@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+      'template',
+      'shop',
+      CHART,
+      '-n',
+      'shop',
+      '--set',
+      'image.registry=registry.example/shop,image.tag=1.2.3,components.order.replicas=3,topics.partitions=12',
+      '--set',
+      'kafka.dev.enabled=true,kafka.cluster=dev,metrics.serviceMonitors=false,operator.mirrorMode=failed',
+      '--set',
+      'images.stock.repository=localhost/stock,images.stock.tag=abc@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
     ]),
   );
   const order = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'ordersaga-order')!;
@@ -61,15 +84,26 @@ test('renders with default and with other values; both pass server-side validati
   const stock = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'ordersaga-stock')!;
   expect(stock.spec.template.spec.containers[0].image).toMatch(/^localhost\/stock:abc@sha256:/);
   expect(custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'order.placed')!.spec.partitions).toBe(12);
-  expect(custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'order.placed.dlt')!.spec.partitions).toBe(1);
+  expect(custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'order.placed.dlt')!.spec.partitions).toBe(
+    1,
+  );
   expect(custom.filter((o) => o.kind === 'ServiceMonitor')).toHaveLength(0);
   expect(custom.find((o) => o.kind === 'Kafka')!.metadata.name).toBe('dev');
-  expect(custom.filter((o) => o.metadata.labels?.['strimzi.io/cluster']).every((o) => o.metadata.labels!['strimzi.io/cluster'] === 'dev')).toBe(true);
-  expect((custom.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'ordersaga-operator') as any).data.MIRROR_MODE).toBe('failed');
+  expect(
+    custom
+      .filter((o) => o.metadata.labels?.['strimzi.io/cluster'])
+      .every((o) => o.metadata.labels!['strimzi.io/cluster'] === 'dev'),
+  ).toBe(true);
+  expect(
+    (custom.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'ordersaga-operator') as any).data.MIRROR_MODE,
+  ).toBe('failed');
 
   await cluster.kubectl(['create', 'namespace', 'shop']);
   await cluster.kubectl(['apply', '-f', join(CHART, 'crds')]);
-  for (const [name, objects] of [['default', defaults], ['custom', custom]] as const) {
+  for (const [name, objects] of [
+    ['default', defaults],
+    ['custom', custom],
+  ] as const) {
     const file = join(cluster.runDir, `${name}.yaml`);
     writeFileSync(file, objects.map((o) => JSON.stringify(o)).join('\n---\n'));
     await cluster.kubectl(['apply', '--dry-run=server', '-n', 'shop', '-f', file]);
@@ -82,11 +116,35 @@ test('helm install succeeds, kubectl get kafkatopics lists the topics, helm unin
   await cluster.helm(['install', 'saga', CHART, '-n', 'saga', '--create-namespace']);
   const topics = (await cluster.kubectl(['get', 'kafkatopics', '-n', 'saga', '-o', 'name'])).trim().split('\n');
   expect(topics).toHaveLength(24);
-  const installed = (await cluster.kubectl(['get', 'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,roles,rolebindings', '-n', 'saga', '-l', 'app.kubernetes.io/instance=saga', '-o', 'name'])).trim().split('\n');
+  const installed = (
+    await cluster.kubectl([
+      'get',
+      'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,roles,rolebindings',
+      '-n',
+      'saga',
+      '-l',
+      'app.kubernetes.io/instance=saga',
+      '-o',
+      'name',
+    ])
+  )
+    .trim()
+    .split('\n');
   expect(installed.length).toBeGreaterThan(60);
 
   await cluster.helm(['uninstall', 'saga', '-n', 'saga', '--wait']);
-  const left = (await cluster.kubectl(['get', 'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,roles,rolebindings', '-n', 'saga', '-l', 'app.kubernetes.io/instance=saga', '-o', 'name'])).trim();
+  const left = (
+    await cluster.kubectl([
+      'get',
+      'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,roles,rolebindings',
+      '-n',
+      'saga',
+      '-l',
+      'app.kubernetes.io/instance=saga',
+      '-o',
+      'name',
+    ])
+  ).trim();
   expect(left).toBe('');
   // The CRD stays, as Helm does with crds/: SagaOrders outlive a reinstall.
   await cluster.kubectl(['get', 'crd', 'sagaorders.ordersaga.dev']);
@@ -104,11 +162,17 @@ test('the chart and the cdk8s model agree: the templates are what the model gene
   }
   // Same objects: the chart (dev Kafka and monitors on) and the model's synthesis.
   const outdir = mkdtempSync(join(tmpdir(), 'ordersaga-synth-'));
-  await run(process.execPath, [join(ROOT, 'cdk8s', 'dist', 'main.js')], { env: { ...process.env, OUTDIR: outdir, DEV_KAFKA: 'true' } });
-  const model = parse(readFileSync(join(outdir, 'ordersaga.k8s.yaml'), 'utf8')).filter((o) => o.kind !== 'CustomResourceDefinition');
+  await run(process.execPath, [join(ROOT, 'cdk8s', 'dist', 'main.js')], {
+    env: { ...process.env, OUTDIR: outdir, DEV_KAFKA: 'true' },
+  });
+  const model = parse(readFileSync(join(outdir, 'ordersaga.k8s.yaml'), 'utf8')).filter(
+    (o) => o.kind !== 'CustomResourceDefinition',
+  );
   const chart = parse(await cluster.helm(['template', 'shop', CHART, '--set', 'kafka.dev.enabled=true']));
   expect(ids(chart)).toEqual(ids(model));
   const acls = (objects: Manifest[]) =>
-    Object.fromEntries(objects.filter((o) => o.kind === 'KafkaUser').map((u) => [u.metadata.name, u.spec.authorization.acls]));
+    Object.fromEntries(
+      objects.filter((o) => o.kind === 'KafkaUser').map((u) => [u.metadata.name, u.spec.authorization.acls]),
+    );
   expect(acls(chart)).toEqual(acls(model));
 });

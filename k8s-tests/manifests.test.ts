@@ -19,7 +19,9 @@ type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; 
 
 async function synth(env: Record<string, string> = {}): Promise<{ file: string; objects: Manifest[] }> {
   const outdir = mkdtempSync(join(tmpdir(), 'ordersaga-synth-'));
-  await promisify(execFile)(process.execPath, [join(ROOT, 'cdk8s', 'dist', 'main.js')], { env: { ...process.env, OUTDIR: outdir, ...env } });
+  await promisify(execFile)(process.execPath, [join(ROOT, 'cdk8s', 'dist', 'main.js')], {
+    env: { ...process.env, OUTDIR: outdir, ...env },
+  });
   const file = join(outdir, 'ordersaga.k8s.yaml');
   return { file, objects: parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Manifest) };
 }
@@ -30,7 +32,14 @@ let manifests: { file: string; objects: Manifest[] };
 beforeAll(async () => {
   manifests = await synth();
   cluster = await TestCluster.start();
-  await cluster.kubectl(['apply', '--server-side', '-f', join(SHARED_CRDS, 'strimzi-1.2.0'), '-f', join(SHARED_CRDS, 'prometheus-operator')]);
+  await cluster.kubectl([
+    'apply',
+    '--server-side',
+    '-f',
+    join(SHARED_CRDS, 'strimzi-1.2.0'),
+    '-f',
+    join(SHARED_CRDS, 'prometheus-operator'),
+  ]);
   await eventually('the CRDs to be established', async () => {
     await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);
     return true;
@@ -53,7 +62,11 @@ test('every object passes server-side validation (default and dev-Kafka synths)'
 test('kubectl get kafkatopics lists exactly the saga topics', async () => {
   await cluster.kubectl(['apply', '-n', NAMESPACE, '-f', manifests.file]);
   const names = (await cluster.kubectl(['get', 'kafkatopics', '-n', NAMESPACE, '-o', 'name'])).trim().split('\n');
-  expect(names.map((n) => n.replace(/^kafkatopic\.kafka\.strimzi\.io\//, '')).sort()).toEqual(allTopics().map((t) => t.name).sort());
+  expect(names.map((n) => n.replace(/^kafkatopic\.kafka\.strimzi\.io\//, '')).sort()).toEqual(
+    allTopics()
+      .map((t) => t.name)
+      .sort(),
+  );
   const state = await cluster.json(['get', 'kafkatopic', 'order.state', '-n', NAMESPACE]);
   expect(state.spec).toMatchObject({ partitions: 6, config: { 'cleanup.policy': 'compact' } });
 });
@@ -61,7 +74,11 @@ test('kubectl get kafkatopics lists exactly the saga topics', async () => {
 test('policy: probes, requests and limits, the restricted securityContext, no latest tag', () => {
   expect(containers()).toHaveLength(5);
   for (const c of containers()) {
-    expect({ name: c.name, liveness: !!c.livenessProbe, readiness: !!c.readinessProbe }).toEqual({ name: c.name, liveness: true, readiness: true });
+    expect({ name: c.name, liveness: !!c.livenessProbe, readiness: !!c.readinessProbe }).toEqual({
+      name: c.name,
+      liveness: true,
+      readiness: true,
+    });
     expect(c.resources.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
     expect(c.resources.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
     expect(c.securityContext).toMatchObject({
@@ -95,12 +112,19 @@ test("each component's KafkaUser can touch only its own topics", () => {
   );
   for (const user of users) {
     const component = user.metadata.name.replace('ordersaga-', '');
-    const acls = user.spec.authorization.acls as Array<{ resource: { type: string; name: string; patternType: string }; operations: string[] }>;
+    const acls = user.spec.authorization.acls as Array<{
+      resource: { type: string; name: string; patternType: string };
+      operations: string[];
+    }>;
     const topics = new Set(acls.filter((a) => a.resource.type === 'topic').map((a) => a.resource.name));
-    expect(acls.filter((a) => a.resource.type === 'topic').every((a) => a.resource.patternType === 'literal')).toBe(true);
+    expect(acls.filter((a) => a.resource.type === 'topic').every((a) => a.resource.patternType === 'literal')).toBe(
+      true,
+    );
     const want = component === 'operator' ? new Set(['order.state', 'order.placed']) : expected(component);
     expect({ component, topics: [...topics].sort() }).toEqual({ component, topics: [...want].sort() });
     const groups = acls.filter((a) => a.resource.type === 'group');
-    expect(groups).toEqual([{ resource: { type: 'group', name: component, patternType: 'prefix' }, operations: ['Describe', 'Read'] }]);
+    expect(groups).toEqual([
+      { resource: { type: 'group', name: component, patternType: 'prefix' }, operations: ['Describe', 'Read'] },
+    ]);
   }
 });

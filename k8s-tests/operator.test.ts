@@ -32,7 +32,9 @@ beforeAll(async () => {
   await cluster.kubectl(['wait', '--for=condition=Established', 'crd/sagaorders.ordersaga.dev', '--timeout=60s']);
   await cluster.kubectl(['create', 'namespace', NAMESPACE]);
   await cluster.kubectl(['apply', '-n', NAMESPACE, '-f', join(ROOT, 'operator', 'rbac.yaml')]);
-  const token = (await cluster.kubectl(['create', 'token', 'ordersaga-operator', '-n', NAMESPACE, '--duration=2h'])).trim();
+  const token = (
+    await cluster.kubectl(['create', 'token', 'ordersaga-operator', '-n', NAMESPACE, '--duration=2h'])
+  ).trim();
   operatorKubeconfig = await serviceAccountKubeconfig(token);
 
   stack = new Stack({
@@ -96,7 +98,12 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
   const outOfStock = await placeAndFinish('alice', 'LAMP', 5);
   const declined = await placeAndFinish('bob', 'LAMP', 1);
 
-  expect(await row(confirmed.orderId, 'Confirmed')).toMatchObject({ CUSTOMER: 'alice', TOTAL: '99.80', STEP: '', REASON: '' });
+  expect(await row(confirmed.orderId, 'Confirmed')).toMatchObject({
+    CUSTOMER: 'alice',
+    TOTAL: '99.80',
+    STEP: '',
+    REASON: '',
+  });
   expect(await row(outOfStock.orderId, 'Failed')).toMatchObject({
     CUSTOMER: 'alice',
     TOTAL: '',
@@ -107,7 +114,16 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
     TOTAL: '40.00',
     REASON: 'payment declined: insufficient credit: 4000 requested, 2000 available',
   });
-  expect(Object.keys((await table())[0]!)).toEqual(['NAME', 'ORDER', 'CUSTOMER', 'TOTAL', 'PHASE', 'STEP', 'REASON', 'AGE']);
+  expect(Object.keys((await table())[0]!)).toEqual([
+    'NAME',
+    'ORDER',
+    'CUSTOMER',
+    'TOTAL',
+    'PHASE',
+    'STEP',
+    'REASON',
+    'AGE',
+  ]);
 
   // describe: the step history and the terminal event.
   const described = await eventually('the OrderFailed event', async () => {
@@ -186,12 +202,17 @@ test('the controller runs with its own RBAC, which cannot read Secrets', async (
   const canI = (verb: string, resource: string) =>
     cluster
       .kubectl(['auth', 'can-i', verb, ...resource.split(' '), '-n', NAMESPACE], { kubeconfig: operatorKubeconfig })
-      .then((out) => out.trim(), () => 'no');
+      .then(
+        (out) => out.trim(),
+        () => 'no',
+      );
   expect(await canI('get', 'secrets')).toBe('no');
   expect(await canI('list', 'secrets')).toBe('no');
   expect(await canI('patch', 'sagaorders.ordersaga.dev --subresource=status')).toBe('yes');
   expect(await canI('create', 'pods')).toBe('no');
-  await expect(cluster.kubectl(['get', 'secrets', '-n', NAMESPACE], { kubeconfig: operatorKubeconfig })).rejects.toThrow(/forbidden/);
+  await expect(
+    cluster.kubectl(['get', 'secrets', '-n', NAMESPACE], { kubeconfig: operatorKubeconfig }),
+  ).rejects.toThrow(/forbidden/);
 });
 
 test('two replicas: only the Lease holder writes; killing it hands over', async () => {
@@ -220,7 +241,9 @@ test('two replicas: only the Lease holder writes; killing it hands over', async 
 /** Status writes a controller replica has made (its own metric). */
 async function writesOf(instance: string): Promise<number> {
   const text = await (await fetch(`${stack.url('operator', instance)}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('ordersaga_operator_api_requests_total{verb="patch-status",outcome="ok"}'));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('ordersaga_operator_api_requests_total{verb="patch-status",outcome="ok"}'));
   return Number(line?.split(' ')[1] ?? 0);
 }
 
@@ -241,10 +264,14 @@ test('100 orders: every one mirrored, writes coalesced (mirror lag printed)', as
   );
   const ids = placed.map((p) => p.body.orderId as string);
   const started = Date.now();
-  await eventually('100 SagaOrders to be Confirmed', async () => {
-    const confirmed = new Set((await table()).filter((r) => r.PHASE === 'Confirmed').map((r) => r.ORDER));
-    return ids.every((id) => confirmed.has(id)) ? true : undefined;
-  }, 60_000);
+  await eventually(
+    '100 SagaOrders to be Confirmed',
+    async () => {
+      const confirmed = new Set((await table()).filter((r) => r.PHASE === 'Confirmed').map((r) => r.ORDER));
+      return ids.every((id) => confirmed.has(id)) ? true : undefined;
+    },
+    60_000,
+  );
   const after = await operatorMetrics();
   const writes = after.statusWrites - before.statusWrites;
   const lagCount = after.lagCount - before.lagCount;
@@ -260,7 +287,14 @@ test('100 orders: every one mirrored, writes coalesced (mirror lag printed)', as
 
 async function operatorMetrics() {
   const text = await (await fetch(`${stack.url('operator', '0')}/metrics`)).text();
-  const value = (prefix: string) => Number(text.split('\n').find((l) => l.startsWith(prefix))?.split(' ').pop() ?? 0);
+  const value = (prefix: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(prefix))
+        ?.split(' ')
+        .pop() ?? 0,
+    );
   return {
     statusWrites: value('ordersaga_operator_api_requests_total{verb="patch-status",outcome="ok"}'),
     lagSum: value('ordersaga_operator_mirror_lag_seconds_sum'),

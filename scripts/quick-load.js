@@ -27,7 +27,11 @@ let next = 0;
 async function placer() {
   while (next < total) {
     next++;
-    const response = await fetch(`${values.api}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const response = await fetch(`${values.api}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}: ${await response.text()}`);
     ids.push((await response.json()).orderId);
   }
@@ -59,5 +63,8 @@ const wall = Math.max(...ends) - firstPlaced;
 const latencies = orders.map((o) => Date.parse(o.updatedAt) - Date.parse(o.placedAt)).sort((a, b) => a - b);
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
 const outcomes = orders.reduce((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {});
-console.log(`${orders.length} sagas ended in ${wall} ms: ${((orders.length * 1000) / wall).toFixed(1)} sagas/s`, outcomes);
+console.log(
+  `${orders.length} sagas ended in ${wall} ms: ${((orders.length * 1000) / wall).toFixed(1)} sagas/s`,
+  outcomes,
+);
 console.log(`saga latency ms: p50 ${pct(50)}  p90 ${pct(90)}  p99 ${pct(99)}  max ${latencies.at(-1)}`);

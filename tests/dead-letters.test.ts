@@ -36,7 +36,9 @@ test.each(consumed)('poison on %s goes to its dead-letter topic with the reason'
     expect(record.key).toBe(key);
     expect(record.headers['dlt-topic']).toBe(topic);
     expect(record.headers['dlt-kind']).toBe('poison');
-    expect(record.headers['dlt-group']).toMatch(new RegExp(`^${stack.namespace.replace('.', '\\.')}(${spec.consumers.join('|')})$`));
+    expect(record.headers['dlt-group']).toMatch(
+      new RegExp(`^${stack.namespace.replace('.', '\\.')}(${spec.consumers.join('|')})$`),
+    );
   }
   const badJson = dead.find((r) => r.headers['x-origin'] === 'test-bad-json')!;
   expect(badJson.headers['dlt-reason']).toMatch(/^invalid JSON/);

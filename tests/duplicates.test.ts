@@ -54,7 +54,9 @@ async function topicSizes(): Promise<Record<string, number>> {
 /** Messages a service has consumed from a topic since it started (its own metric). */
 async function consumed(service: ServiceName, topic: SagaTopic): Promise<number> {
   const { body } = await stack.http(service, '/metrics');
-  const line = (body as string).split('\n').find((l) => l.startsWith(`ordersaga_messages_consumed_total{topic="${topic}"}`));
+  const line = (body as string)
+    .split('\n')
+    .find((l) => l.startsWith(`ordersaga_messages_consumed_total{topic="${topic}"}`));
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
@@ -71,19 +73,24 @@ test('every message delivered twice changes nothing twice', async () => {
   const sizes = await topicSizes();
   const consumedBefore: Record<string, number> = {};
   for (const service of SERVICES) {
-    for (const topic of topicsConsumedBy(service)) consumedBefore[`${service}/${topic}`] = await consumed(service, topic);
+    for (const topic of topicsConsumedBy(service))
+      consumedBefore[`${service}/${topic}`] = await consumed(service, topic);
   }
 
   // Deliver every message of every saga topic a second time, headers and all.
   for (const topic of sagaTopics) {
     const records = await stack.readTopic(topic);
     if (records.length > 0) {
-      await stack.produce(topic, records.map((r) => ({ key: r.key, value: r.value, headers: r.headers })));
+      await stack.produce(
+        topic,
+        records.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+      );
     }
   }
   for (const service of SERVICES) {
     const expected: Partial<Record<SagaTopic, number>> = {};
-    for (const topic of topicsConsumedBy(service)) expected[topic] = consumedBefore[`${service}/${topic}`]! + sizes[topic]!;
+    for (const topic of topicsConsumedBy(service))
+      expected[topic] = consumedBefore[`${service}/${topic}`]! + sizes[topic]!;
     await waitConsumed(service, expected);
   }
 

@@ -17,7 +17,11 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['zero quantity', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 0 }] }, /quantity must be >= 1/],
   ['fractional quantity', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1.5 }] }, /quantity must be integer/],
   ['bad sku', { customerId: 'alice', items: [{ sku: 'no spaces', quantity: 1 }] }, /sku must match pattern/],
-  ['unknown field', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }], discount: 50 }, /must NOT have additional properties/],
+  [
+    'unknown field',
+    { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }], discount: 50 },
+    /must NOT have additional properties/,
+  ],
   ['malformed JSON', '{"customerId": "alice", "items": [', /JSON/],
 ];
 
@@ -79,7 +83,10 @@ test('the OpenAPI document describes the API', async () => {
   expect(status).toBe(200);
   expect(body.openapi).toMatch(/^3\./);
   expect(Object.keys(body.paths)).toEqual(expect.arrayContaining(['/orders', '/orders/{id}']));
-  expect(body.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual(['customerId', 'items']);
+  expect(body.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual([
+    'customerId',
+    'items',
+  ]);
 });
 
 test('health, readiness and metrics endpoints', async () => {
@@ -96,7 +103,13 @@ test("the caller's X-Correlation-Id follows the order through every message", as
   );
   expect(body.correlationId).toBe('checkout-7f3a');
   await stack.finished(body.orderId);
-  for (const topic of ['order.placed', 'stock.check.request', 'stock.checked', 'payment.request', 'order.confirmed'] as const) {
+  for (const topic of [
+    'order.placed',
+    'stock.check.request',
+    'stock.checked',
+    'payment.request',
+    'order.confirmed',
+  ] as const) {
     const [record] = (await stack.readTopic(topic)).filter((r) => r.key === body.orderId);
     expect({ topic, correlationId: record!.json.correlationId, header: record!.headers['correlation-id'] }).toEqual({
       topic,
@@ -114,7 +127,13 @@ test("the caller's W3C traceparent gives the order its trace id, carried by ever
   );
   const order = await stack.finished(body.orderId);
   expect(order.traceId).toBe(traceId);
-  for (const topic of ['order.placed', 'stock.check.request', 'stock.checked', 'payment.request', 'order.confirmed'] as const) {
+  for (const topic of [
+    'order.placed',
+    'stock.check.request',
+    'stock.checked',
+    'payment.request',
+    'order.confirmed',
+  ] as const) {
     const [record] = (await stack.readTopic(topic)).filter((r) => r.key === body.orderId);
     expect({ topic, traceparent: record!.headers.traceparent?.split('-')[1] }).toEqual({ topic, traceparent: traceId });
   }

@@ -62,7 +62,11 @@ test("the customer's webhook is called once per order, with the notification", a
     const { status, body: n } = await stack.http('notification', `/notifications/${body.orderId}`);
     return status === 200 ? n : undefined;
   });
-  expect(stored).toMatchObject({ orderId: body.orderId, outcome: 'confirmed', webhook: expect.stringMatching(/\/alice$/) });
+  expect(stored).toMatchObject({
+    orderId: body.orderId,
+    outcome: 'confirmed',
+    webhook: expect.stringMatching(/\/alice$/),
+  });
   expect(received.filter((r) => r.body.orderId === body.orderId)).toHaveLength(1);
 });
 

@@ -5,7 +5,9 @@ import { Stack } from './support/stack.js';
 
 const stack = new Stack({
   env: {
-    stock: { STOCK_CATALOG: JSON.stringify({ BOOK: { quantity: 10, price: 1_500 }, LAMP: { quantity: 1, price: 4_000 } }) },
+    stock: {
+      STOCK_CATALOG: JSON.stringify({ BOOK: { quantity: 10, price: 1_500 }, LAMP: { quantity: 1, price: 4_000 } }),
+    },
     billing: { BILLING_ACCOUNTS: JSON.stringify({ alice: 100_000, bob: 2_000 }) },
   },
 });
@@ -39,11 +41,17 @@ test('happy path: confirmed, stock decremented, account charged, one notificatio
   for (const entry of order.history) expect(Date.parse(entry.at)).not.toBeNaN();
 
   // Stock turns the reservation into a sale when it sees order.confirmed, just after the saga ends.
-  const book = await waitFor(() => stock('BOOK'), (level) => level.reserved === 0);
+  const book = await waitFor(
+    () => stock('BOOK'),
+    (level) => level.reserved === 0,
+  );
   expect(book).toMatchObject({ available: before.book.available - 3, sold: before.book.sold + 3, reserved: 0 });
   expect(await account('alice')).toMatchObject({ charged: before.alice.charged + 4_500 });
   // The notification is written after order.confirmed is committed: give it a moment.
-  const notifications = await waitFor(() => notificationsOf(order.orderId), (n) => n.length > 0);
+  const notifications = await waitFor(
+    () => notificationsOf(order.orderId),
+    (n) => n.length > 0,
+  );
   expect(notifications).toHaveLength(1);
   expect(notifications[0]).toMatchObject({ outcome: 'confirmed', customerId: 'alice' });
   expect(await messagesFor('order.confirmed', order.orderId)).toHaveLength(1);

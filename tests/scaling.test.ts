@@ -61,14 +61,18 @@ test('two replicas of every service split the partitions and finish every saga',
   // Both orchestrator replicas did part of the work.
   for (const instance of ['0', '1']) {
     const metrics = (await fetch(`${stack.url('order', instance)}/metrics`).then((r) => r.text())) as string;
-    const line = metrics.split('\n').find((l) => l.startsWith('ordersaga_messages_consumed_total{topic="order.placed"}'));
+    const line = metrics
+      .split('\n')
+      .find((l) => l.startsWith('ordersaga_messages_consumed_total{topic="order.placed"}'));
     expect(Number(line?.split(' ')[1] ?? 0)).toBeGreaterThan(0);
   }
 });
 
 test('a replica that leaves hands its partitions over; sagas keep completing', async () => {
   await stack.stop('order', '1');
-  await eventually('order-0 to own every partition', async () => (assigned('order', '0').length === 6 ? true : undefined));
+  await eventually('order-0 to own every partition', async () =>
+    assigned('order', '0').length === 6 ? true : undefined,
+  );
   const { body } = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'PAD', quantity: 2 }] });
   expect((await stack.finished(body.orderId)).status).toBe('CONFIRMED');
   await expectInvariants(stack, world);

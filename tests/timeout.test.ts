@@ -47,7 +47,9 @@ test('reservation step times out with Stock down; a late reservation is released
 
   await stack.start('stock');
   // Stock now reserves (late) and then releases, in partition order: nothing stays held.
-  const released = await waitFor(async () => (await stack.readTopic('stock.released')).filter((r) => r.key === order.orderId));
+  const released = await waitFor(async () =>
+    (await stack.readTopic('stock.released')).filter((r) => r.key === order.orderId),
+  );
   expect(released).toHaveLength(1);
   expect((await stack.http('stock', '/stock/DESK')).body).toMatchObject({ available: 3, reserved: 0, sold: 0 });
 });

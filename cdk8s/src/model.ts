@@ -69,7 +69,13 @@ export const COMPONENTS: readonly Component[] = [
   { name: 'order', port: 3000, kafka: serviceAccess('order'), ingress: 'any', egress: [] },
   { name: 'stock', port: 3001, kafka: serviceAccess('stock'), ingress: 'metrics-only', egress: [] },
   { name: 'billing', port: 3002, kafka: serviceAccess('billing'), ingress: 'metrics-only', egress: [] },
-  { name: 'notification', port: 3003, kafka: serviceAccess('notification'), ingress: 'metrics-only', egress: ['webhooks'] },
+  {
+    name: 'notification',
+    port: 3003,
+    kafka: serviceAccess('notification'),
+    ingress: 'metrics-only',
+    egress: ['webhooks'],
+  },
   {
     name: 'operator',
     port: 3010,

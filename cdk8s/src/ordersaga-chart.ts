@@ -55,7 +55,11 @@ const STRIMZI = 'kafka.strimzi.io/v1';
 const appName = (c: ComponentName) => `ordersaga-${c}`;
 
 export class OrdersagaChart extends Chart {
-  constructor(scope: Construct, id: string, private readonly props: OrdersagaProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: OrdersagaProps,
+  ) {
     super(scope, id, props);
     if (props.devKafka) this.devKafka();
     for (const topic of allTopics(props.topicPartitions)) {
@@ -78,7 +82,11 @@ export class OrdersagaChart extends Chart {
   private component(component: Component): void {
     const { props } = this;
     const name = appName(component.name);
-    const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'ordersaga', 'app.kubernetes.io/component': component.name };
+    const labels = {
+      'app.kubernetes.io/name': name,
+      'app.kubernetes.io/part-of': 'ordersaga',
+      'app.kubernetes.io/component': component.name,
+    };
     const metadata = { name, labels };
 
     this.kafkaUser(component, name);
@@ -133,9 +141,17 @@ export class OrdersagaChart extends Chart {
               key: 'password',
             }),
           },
-          liveness: kplus.Probe.fromHttpGet('/healthz', { port: component.port, periodSeconds: Duration.seconds(10), failureThreshold: 3 }),
+          liveness: kplus.Probe.fromHttpGet('/healthz', {
+            port: component.port,
+            periodSeconds: Duration.seconds(10),
+            failureThreshold: 3,
+          }),
           readiness: kplus.Probe.fromHttpGet('/readyz', { port: component.port, periodSeconds: Duration.seconds(5) }),
-          startup: kplus.Probe.fromHttpGet('/healthz', { port: component.port, failureThreshold: 30, periodSeconds: Duration.seconds(2) }),
+          startup: kplus.Probe.fromHttpGet('/healthz', {
+            port: component.port,
+            failureThreshold: 30,
+            periodSeconds: Duration.seconds(2),
+          }),
           resources: {
             cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(1000) },
             memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },
@@ -178,19 +194,39 @@ export class OrdersagaChart extends Chart {
   }
 
   /** Only Kafka, DNS and what the component really calls; in: its port (the API for all, else scrapes). */
-  private networkPolicy(component: Component, metadata: { name: string; labels: Record<string, string> }, labels: Record<string, string>) {
+  private networkPolicy(
+    component: Component,
+    metadata: { name: string; labels: Record<string, string> },
+    labels: Record<string, string>,
+  ) {
     const egress: object[] = [
-      { to: [{ podSelector: { matchLabels: { 'strimzi.io/cluster': this.props.kafkaCluster } } }], ports: [{ protocol: 'TCP', port: 9092 }] },
+      {
+        to: [{ podSelector: { matchLabels: { 'strimzi.io/cluster': this.props.kafkaCluster } } }],
+        ports: [{ protocol: 'TCP', port: 9092 }],
+      },
       {
         to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
-        ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+        ports: [
+          { protocol: 'UDP', port: 53 },
+          { protocol: 'TCP', port: 53 },
+        ],
       },
     ];
     if (component.egress.includes('kube-apiserver')) {
-      egress.push({ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] });
+      egress.push({
+        ports: [
+          { protocol: 'TCP', port: 443 },
+          { protocol: 'TCP', port: 6443 },
+        ],
+      });
     }
     if (component.egress.includes('webhooks')) {
-      egress.push({ ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 80 }] });
+      egress.push({
+        ports: [
+          { protocol: 'TCP', port: 443 },
+          { protocol: 'TCP', port: 80 },
+        ],
+      });
     }
     new kplus.k8s.KubeNetworkPolicy(this, `${metadata.name}-netpol`, {
       metadata,
@@ -220,7 +256,11 @@ export class OrdersagaChart extends Chart {
       kind: 'KafkaUser',
       metadata: {
         name,
-        labels: { 'strimzi.io/cluster': this.props.kafkaCluster, 'app.kubernetes.io/part-of': 'ordersaga', 'app.kubernetes.io/component': component.name },
+        labels: {
+          'strimzi.io/cluster': this.props.kafkaCluster,
+          'app.kubernetes.io/part-of': 'ordersaga',
+          'app.kubernetes.io/component': component.name,
+        },
       },
       spec: {
         authentication: { type: 'scram-sha-512' },
@@ -230,9 +270,17 @@ export class OrdersagaChart extends Chart {
             ...kafka.read.map((t) => topicAcl(t, ['Describe', 'Read'])),
             ...kafka.write.filter((t) => !kafka.read.includes(t)).map((t) => topicAcl(t, ['Describe', 'Write'])),
             ...kafka.write.filter((t) => kafka.read.includes(t)).map((t) => topicAcl(t, ['Write'])),
-            { resource: { type: 'group', name: kafka.groupPrefix, patternType: 'prefix' }, operations: ['Describe', 'Read'] },
+            {
+              resource: { type: 'group', name: kafka.groupPrefix, patternType: 'prefix' },
+              operations: ['Describe', 'Read'],
+            },
             ...(kafka.transactionalIdPrefix
-              ? [{ resource: { type: 'transactionalId', name: kafka.transactionalIdPrefix, patternType: 'prefix' }, operations: ['Describe', 'Write'] }]
+              ? [
+                  {
+                    resource: { type: 'transactionalId', name: kafka.transactionalIdPrefix, patternType: 'prefix' },
+                    operations: ['Describe', 'Write'],
+                  },
+                ]
               : []),
           ],
         },
@@ -254,7 +302,9 @@ export class OrdersagaChart extends Chart {
       metadata: { name: cluster },
       spec: {
         kafka: {
-          listeners: [{ name: 'plain', port: 9092, type: 'internal', tls: false, authentication: { type: 'scram-sha-512' } }],
+          listeners: [
+            { name: 'plain', port: 9092, type: 'internal', tls: false, authentication: { type: 'scram-sha-512' } },
+          ],
           authorization: { type: 'simple' },
           config: {
             'offsets.topic.replication.factor': 1,

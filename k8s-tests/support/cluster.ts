@@ -69,11 +69,18 @@ export class TestCluster {
     writeFileSync(join(runDir, OWNER_FILE), String(process.pid));
     const line = stdout.split('\n').find((l) => l.startsWith('KUBECONFIG='));
     if (!line) throw new Error(`control-plane.sh start printed no KUBECONFIG line: ${stdout}`);
-    return new TestCluster(runDir, line.slice('KUBECONFIG='.length).trim(), await tool('KUBECTL_BIN'), await tool('HELM_BIN'));
+    return new TestCluster(
+      runDir,
+      line.slice('KUBECONFIG='.length).trim(),
+      await tool('KUBECTL_BIN'),
+      await tool('HELM_BIN'),
+    );
   }
 
   async stop(): Promise<void> {
-    await run('bash', [join(SCRIPTS, 'control-plane.sh'), 'stop'], { env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: this.runDir } });
+    await run('bash', [join(SCRIPTS, 'control-plane.sh'), 'stop'], {
+      env: { ...process.env, ORDERSAGA_K8S_RUN_DIR: this.runDir },
+    });
     rmSync(this.runDir, { recursive: true, force: true });
   }
 

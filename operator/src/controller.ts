@@ -104,7 +104,11 @@ export class Controller {
       setTimeout(() => !this.stopped && void informer.start().catch(() => undefined), 2_000);
     });
     this.informer = informer;
-    await informer.start().catch((err) => informer.stop().then(() => { throw err; }));
+    await informer.start().catch((err) =>
+      informer.stop().then(() => {
+        throw err;
+      }),
+    );
     this.synced = true;
     this.loop = this.run();
   }
@@ -187,7 +191,13 @@ export class Controller {
       const saga = sagas.get(orderId);
       const status = saga
         ? statusOf(saga, order, now)
-        : { orderId, source: 'kubernetes' as const, phase: 'Pending' as const, placedAt: now.toISOString(), observedGeneration: order.metadata.generation };
+        : {
+            orderId,
+            source: 'kubernetes' as const,
+            phase: 'Pending' as const,
+            placedAt: now.toISOString(),
+            observedGeneration: order.metadata.generation,
+          };
       this.byOrderId.set(orderId, await kube.patchStatus(order.metadata.name!, status, order.status));
       this.toPlace.delete(orderId);
       reconciles.inc({ result: 'placed' });
@@ -219,7 +229,11 @@ export class Controller {
       return;
     }
     if (!order) {
-      order = await kube.createSagaOrder(orderId, { [ORDER_ID_LABEL]: orderId }, { customerId: saga.customerId, items: [...saga.items] });
+      order = await kube.createSagaOrder(
+        orderId,
+        { [ORDER_ID_LABEL]: orderId },
+        { customerId: saga.customerId, items: [...saga.items] },
+      );
     }
     const status = statusOf(saga, order, now);
     if (sameStatus(order.status, status)) return;
@@ -256,7 +270,11 @@ export class Controller {
 
 /** The order a SagaOrder stands for: recorded in its status or label, or derived from its uid. */
 function orderIdOf(order: SagaOrder): string {
-  return order.status?.orderId ?? order.metadata.labels?.[ORDER_ID_LABEL] ?? orderIdFor(order.spec.customerId, order.metadata.uid);
+  return (
+    order.status?.orderId ??
+    order.metadata.labels?.[ORDER_ID_LABEL] ??
+    orderIdFor(order.spec.customerId, order.metadata.uid)
+  );
 }
 
 function finishedAt(saga: SagaState): string | undefined {

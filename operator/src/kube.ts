@@ -83,14 +83,25 @@ export class Kube {
 
   listSagaOrders(): Promise<{ items: SagaOrder[]; metadata?: { resourceVersion?: string } }> {
     return this.call('list', () =>
-      this.customObjects.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL }),
+      this.customObjects.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: PLURAL,
+      }),
     );
   }
 
   createSagaOrder(name: string, labels: Record<string, string>, spec: SagaOrder['spec']): Promise<SagaOrder> {
     const body: SagaOrder = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name, labels }, spec };
     return this.call('create', () =>
-      this.customObjects.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, body }),
+      this.customObjects.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: PLURAL,
+        body,
+      }),
     );
   }
 
@@ -108,12 +119,24 @@ export class Kube {
 
   deleteSagaOrder(name: string): Promise<unknown> {
     return this.call('delete', () =>
-      this.customObjects.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, name }),
+      this.customObjects.deleteNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: PLURAL,
+        name,
+      }),
     );
   }
 
   /** A core/v1 Event on a SagaOrder: what `kubectl describe` shows under Events. */
-  recordEvent(order: SagaOrder, type: 'Normal' | 'Warning', reason: string, message: string, instance: string): Promise<unknown> {
+  recordEvent(
+    order: SagaOrder,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    instance: string,
+  ): Promise<unknown> {
     const now = new Date();
     return this.call('create-event', () =>
       this.core.createNamespacedEvent({
@@ -146,10 +169,14 @@ export class Kube {
   }
 
   createLease(body: V1Lease): Promise<V1Lease> {
-    return this.call('create-lease', () => this.coordination.createNamespacedLease({ namespace: this.namespace, body }));
+    return this.call('create-lease', () =>
+      this.coordination.createNamespacedLease({ namespace: this.namespace, body }),
+    );
   }
 
   replaceLease(name: string, body: V1Lease): Promise<V1Lease> {
-    return this.call('update-lease', () => this.coordination.replaceNamespacedLease({ name, namespace: this.namespace, body }));
+    return this.call('update-lease', () =>
+      this.coordination.replaceNamespacedLease({ name, namespace: this.namespace, body }),
+    );
   }
 }

@@ -68,7 +68,8 @@ export class LeaderElector {
   }
 
   private setLeading(leading: boolean): void {
-    if (leading !== this.leading) this.log.info({ lease: this.options.name }, leading ? 'became leader' : 'lost leadership');
+    if (leading !== this.leading)
+      this.log.info({ lease: this.options.name }, leading ? 'became leader' : 'lost leadership');
     this.leading = leading;
     isLeader.set(leading ? 1 : 0);
   }
@@ -84,7 +85,13 @@ export class LeaderElector {
         if (statusCodeOf(err) !== 404) throw err;
         await this.kube.createLease({
           metadata: { name },
-          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: durationSeconds,
+            acquireTime: now,
+            renewTime: now,
+            leaseTransitions: 0,
+          },
         });
         this.setLeading(true);
         return;

@@ -17,7 +17,10 @@ export class PlacedOrders {
     private readonly admin: Admin,
     private readonly namer: TopicNamer,
   ) {
-    this.consumer = kafka.consumer({ groupId: namer.id(`operator.placed-reader.${randomUUID()}`), maxWaitTimeInMs: 500 });
+    this.consumer = kafka.consumer({
+      groupId: namer.id(`operator.placed-reader.${randomUUID()}`),
+      maxWaitTimeInMs: 500,
+    });
     this.position = new ReadPosition(this.consumer);
   }
 

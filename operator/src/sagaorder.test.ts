@@ -41,7 +41,12 @@ test('status mirrors the saga, with conditions per API conventions', () => {
     { metadata: { generation: 3 }, status },
     new Date('2026-01-01T00:00:05.000Z'),
   );
-  expect(failed).toMatchObject({ phase: 'Failed', reason: 'timed out', completedAt: saga.updatedAt, observedGeneration: 3 });
+  expect(failed).toMatchObject({
+    phase: 'Failed',
+    reason: 'timed out',
+    completedAt: saga.updatedAt,
+    observedGeneration: 3,
+  });
   expect(failed.currentStep).toBeUndefined();
   const succeeded = failed.conditions!.find((c) => c.type === 'Succeeded')!;
   expect(succeeded).toMatchObject({ status: 'False', reason: 'StepTimedOut', observedGeneration: 3 });
@@ -50,7 +55,10 @@ test('status mirrors the saga, with conditions per API conventions', () => {
 
 test('a condition keeps its transition time while its status stays', () => {
   const first = statusOf(saga, undefined, now);
-  const order = { metadata: { labels: { [ORDER_ID_LABEL]: 'o-1' } }, status: first } as Pick<SagaOrder, 'metadata' | 'status'>;
+  const order = { metadata: { labels: { [ORDER_ID_LABEL]: 'o-1' } }, status: first } as Pick<
+    SagaOrder,
+    'metadata' | 'status'
+  >;
   const again = statusOf({ ...saga, history: [...saga.history] }, order, new Date('2026-01-01T00:09:00.000Z'));
   expect(again.conditions).toEqual(first.conditions);
   expect(sameStatus(first, again)).toBe(true);

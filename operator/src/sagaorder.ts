@@ -66,13 +66,21 @@ export const isTerminal = (phase: SagaOrderPhase | undefined) => phase === 'Conf
 const euros = (cents: number) => (cents / 100).toFixed(2);
 
 /** Keeps a condition's lastTransitionTime unless its status changes (API conventions). */
-function condition(previous: Condition[] | undefined, next: Omit<Condition, 'lastTransitionTime'>, now: string): Condition {
+function condition(
+  previous: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: string,
+): Condition {
   const before = previous?.find((c) => c.type === next.type);
   return { ...next, lastTransitionTime: before && before.status === next.status ? before.lastTransitionTime : now };
 }
 
 /** The status a SagaOrder should have for this saga. */
-export function statusOf(saga: SagaState, order: Pick<SagaOrder, 'metadata' | 'status'> | undefined, now: Date): SagaOrderStatus {
+export function statusOf(
+  saga: SagaState,
+  order: Pick<SagaOrder, 'metadata' | 'status'> | undefined,
+  now: Date,
+): SagaOrderStatus {
   const phase = PHASES[saga.phase];
   const at = now.toISOString();
   const done = TERMINAL.has(saga.phase);
@@ -116,7 +124,12 @@ export function statusOf(saga: SagaState, order: Pick<SagaOrder, 'metadata' | 's
     placedAt: saga.placedAt,
     ...(done ? { completedAt: saga.updatedAt } : {}),
     ...(generation ? { observedGeneration: generation } : {}),
-    history: saga.history.map((h) => ({ at: h.at, phase: PHASES[h.phase], ...(h.step ? { step: h.step } : {}), event: h.event })),
+    history: saga.history.map((h) => ({
+      at: h.at,
+      phase: PHASES[h.phase],
+      ...(h.step ? { step: h.step } : {}),
+      event: h.event,
+    })),
     conditions,
   };
 }

@@ -57,7 +57,10 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
   for (const order of confirmed) expect(approvals.filter((r) => r.key === order.orderId)).toHaveLength(1);
   for (const customerId of Object.keys(world.accounts)) {
     const { body: account } = await stack.http('billing', `/accounts/${customerId}`);
-    expect({ customerId, charged: account.charged }).toEqual({ customerId, charged: chargedByCustomer.get(customerId) ?? 0 });
+    expect({ customerId, charged: account.charged }).toEqual({
+      customerId,
+      charged: chargedByCustomer.get(customerId) ?? 0,
+    });
   }
 
   // 4. Exactly one customer notification per terminal order.
@@ -71,7 +74,10 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
 
   // 5. Nothing dropped silently: in this world no message was unprocessable.
   for (const topic of Object.keys(SAGA_TOPICS) as SagaTopic[]) {
-    expect({ topic, deadLetters: (await stack.readTopic(deadLetterTopicOf(topic))).length }).toEqual({ topic, deadLetters: 0 });
+    expect({ topic, deadLetters: (await stack.readTopic(deadLetterTopicOf(topic))).length }).toEqual({
+      topic,
+      deadLetters: 0,
+    });
   }
   return { orders, confirmed, failed };
 }

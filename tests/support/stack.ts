@@ -19,7 +19,9 @@ export const SERVICES: readonly ServiceName[] = ['order', 'stock', 'billing', 'n
 /** What a stack can run: the four services, and the SagaOrder controller. */
 export type Component = ServiceName | 'operator';
 const entryPoint = (component: Component) =>
-  component === 'operator' ? join(ROOT, 'operator', 'dist', 'main.js') : join(ROOT, 'services', component, 'dist', 'main.js');
+  component === 'operator'
+    ? join(ROOT, 'operator', 'dist', 'main.js')
+    : join(ROOT, 'services', component, 'dist', 'main.js');
 
 export interface TopicRecord {
   readonly partition: number;
@@ -44,7 +46,9 @@ async function freePort(): Promise<number> {
     const server = createServer();
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -60,7 +64,8 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(100);
   }
 }
@@ -155,16 +160,21 @@ export class Stack {
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.running.keys()].map((name) => {
-      const [service, instance] = name.split('-') as [Component, string];
-      return this.stop(service, instance);
-    }));
+    await Promise.all(
+      [...this.running.keys()].map((name) => {
+        const [service, instance] = name.split('-') as [Component, string];
+        return this.stop(service, instance);
+      }),
+    );
     await this.producer?.disconnect();
   }
 
   logTail(name: string, lines = 30): string {
     try {
-      return readFileSync(join(this.logDir, `${name}.log`), 'utf8').split('\n').slice(-lines).join('\n');
+      return readFileSync(join(this.logDir, `${name}.log`), 'utf8')
+        .split('\n')
+        .slice(-lines)
+        .join('\n');
     } catch {
       return '(no log)';
     }
@@ -198,10 +208,14 @@ export class Stack {
 
   /** Waits until the order is CONFIRMED or FAILED and returns it. */
   async finished(orderId: string, timeoutMs = 30_000): Promise<any> {
-    return eventually(`order ${orderId} to finish`, async () => {
-      const { status, body } = await this.http('order', `/orders/${orderId}`);
-      return status === 200 && (body.status === 'CONFIRMED' || body.status === 'FAILED') ? body : undefined;
-    }, timeoutMs);
+    return eventually(
+      `order ${orderId} to finish`,
+      async () => {
+        const { status, body } = await this.http('order', `/orders/${orderId}`);
+        return status === 200 && (body.status === 'CONFIRMED' || body.status === 'FAILED') ? body : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   /** Every committed record of a topic, read from its start to its current end. */
@@ -250,7 +264,10 @@ export class Stack {
   }
 
   /** Writes raw records to a topic of this stack (for duplicates and poison messages). */
-  async produce(name: TopicName, messages: Array<{ key: string | null; value: string | Buffer | null; headers?: Record<string, string> }>) {
+  async produce(
+    name: TopicName,
+    messages: Array<{ key: string | null; value: string | Buffer | null; headers?: Record<string, string> }>,
+  ) {
     if (!this.producer) {
       this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
       await this.producer.connect();

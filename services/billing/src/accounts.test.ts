@@ -4,7 +4,16 @@ import { createBillingHandler, Ledger, type Payment } from './accounts.js';
 const now = new Date('2026-01-01T00:00:00Z');
 const later = now.getTime() + 60_000;
 const msg = <T extends SagaTopic>(type: T, orderId: string, payload: Payload<T>) =>
-  ({ id: `${type}-${orderId}`, type, version: 1, orderId, correlationId: 'c', causationId: null, timestamp: now.toISOString(), payload }) as AnyEnvelope;
+  ({
+    id: `${type}-${orderId}`,
+    type,
+    version: 1,
+    orderId,
+    correlationId: 'c',
+    causationId: null,
+    timestamp: now.toISOString(),
+    payload,
+  }) as AnyEnvelope;
 
 function setup() {
   const table = new StateTable<Payment>();

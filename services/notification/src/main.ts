@@ -20,7 +20,9 @@ main(async () => {
         const { customerId } = request.query;
         return [...table.rows()]
           .map(([orderId]) => table.getCommitted(orderId))
-          .filter((n): n is Notification => n !== undefined && (customerId === undefined || n.customerId === customerId));
+          .filter(
+            (n): n is Notification => n !== undefined && (customerId === undefined || n.customerId === customerId),
+          );
       });
       app.get<{ Params: { orderId: string } }>('/notifications/:orderId', async (request, reply) => {
         const notification = table.getCommitted(request.params.orderId);

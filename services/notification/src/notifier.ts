@@ -60,7 +60,10 @@ export function createNotificationHandler(webhooks: Webhooks, log: Logger) {
     return {
       put: [[message.orderId, notification]],
       effects: [
-        { description: 'log', run: async () => log.info({ customerId, outcome: notification.outcome }, `notify ${customerId}: ${text}`) },
+        {
+          description: 'log',
+          run: async () => log.info({ customerId, outcome: notification.outcome }, `notify ${customerId}: ${text}`),
+        },
         ...(webhook ? [webhookCall(webhook, notification)] : []),
       ],
     };

@@ -17,7 +17,6 @@ import {
 } from '@ordersaga/runtime';
 import type { FastifyInstance } from 'fastify';
 
-
 const PlaceOrderBody = Type.Object({ customerId: CustomerId, items: OrderItems }, { additionalProperties: false });
 type PlaceOrderBody = Static<typeof PlaceOrderBody>;
 
@@ -27,11 +26,16 @@ const PlaceOrderHeaders = Type.Object({
   ),
   'x-correlation-id': Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' })),
   traceparent: Type.Optional(
-    Type.String({ pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$', description: 'W3C trace context of the caller' }),
+    Type.String({
+      pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$',
+      description: 'W3C trace context of the caller',
+    }),
   ),
 });
 
-const Phase = Type.Union(['PENDING', 'RESERVING', 'CHARGING', 'COMPENSATING', 'CONFIRMED', 'FAILED'].map((p) => Type.Literal(p)));
+const Phase = Type.Union(
+  ['PENDING', 'RESERVING', 'CHARGING', 'COMPENSATING', 'CONFIRMED', 'FAILED'].map((p) => Type.Literal(p)),
+);
 
 const OrderView = Type.Object({
   orderId: Type.String(),
@@ -44,7 +48,12 @@ const OrderView = Type.Object({
   paymentId: Type.Optional(Type.String()),
   failureReason: Type.Optional(Type.String()),
   history: Type.Array(
-    Type.Object({ at: Type.String(), phase: Type.String(), step: Type.Union([Type.String(), Type.Null()]), event: Type.String() }),
+    Type.Object({
+      at: Type.String(),
+      phase: Type.String(),
+      step: Type.Union([Type.String(), Type.Null()]),
+      event: Type.String(),
+    }),
   ),
   correlationId: Type.String(),
   traceId: Type.Optional(Type.String()),
@@ -74,8 +83,7 @@ function view(saga: SagaState): OrderView {
   };
 }
 
-const sameItems = (a: readonly OrderItem[], b: readonly OrderItem[]) =>
-  JSON.stringify(a) === JSON.stringify(b);
+const sameItems = (a: readonly OrderItem[], b: readonly OrderItem[]) => JSON.stringify(a) === JSON.stringify(b);
 
 export interface OrderApiOptions {
   readonly table: StateTable<SagaState>;
@@ -131,7 +139,13 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         await publisher.publish(placed, request.headers.traceparent);
       } catch (err) {
         request.log.error({ err, orderId }, 'could not publish order.placed');
-        return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Kafka is unavailable; retry with the same Idempotency-Key' });
+        return reply
+          .code(503)
+          .send({
+            statusCode: 503,
+            error: 'Service Unavailable',
+            message: 'Kafka is unavailable; retry with the same Idempotency-Key',
+          });
       }
       const pending: OrderView = {
         orderId,

@@ -54,7 +54,10 @@ export interface RuntimeConfig {
 
 export function runtimeConfig(service: string, defaultPort: number): RuntimeConfig {
   return {
-    brokers: envString('KAFKA_BROKERS', '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean),
+    brokers: envString('KAFKA_BROKERS', '127.0.0.1:9092')
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
     namespace: envString('ORDERSAGA_NAMESPACE', ''),
     instanceId: envString('INSTANCE_ID', process.env.HOSTNAME ?? `${service}-0`),
     httpPort: envInt('PORT', defaultPort),

@@ -11,7 +11,8 @@ export class TopicNamer {
   }
 
   logical(physical: string): TopicName {
-    if (!physical.startsWith(this.namespace)) throw new Error(`topic ${physical} is outside namespace "${this.namespace}"`);
+    if (!physical.startsWith(this.namespace))
+      throw new Error(`topic ${physical} is outside namespace "${this.namespace}"`);
     return physical.slice(this.namespace.length) as TopicName;
   }
 

@@ -71,10 +71,7 @@ export const PAYLOADS = {
     ),
   ]),
   'stock.release': Type.Object({ reason: Reason }, { additionalProperties: false }),
-  'stock.released': Type.Object(
-    { released: Type.Array(OrderItem), reason: Reason },
-    { additionalProperties: false },
-  ),
+  'stock.released': Type.Object({ released: Type.Array(OrderItem), reason: Reason }, { additionalProperties: false }),
   'payment.request': Type.Object(
     {
       customerId: CustomerId,
@@ -85,10 +82,7 @@ export const PAYLOADS = {
     { additionalProperties: false },
   ),
   'payment.result': Type.Union([
-    Type.Object(
-      { result: Type.Literal('approved'), paymentId: Id, amount: Cents },
-      { additionalProperties: false },
-    ),
+    Type.Object({ result: Type.Literal('approved'), paymentId: Id, amount: Cents }, { additionalProperties: false }),
     Type.Object({ result: Type.Literal('declined'), reason: Reason }, { additionalProperties: false }),
   ]),
   'payment.cancel': Type.Object({ reason: Reason }, { additionalProperties: false }),

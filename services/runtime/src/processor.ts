@@ -6,19 +6,36 @@
  * - validates every message; a message that can never be processed (bad JSON, wrong schema,
  *   a handler that throws on it) goes to `<topic>.dlt` with the reason and its original headers,
  *   and the batch carries on;
- * - commits, in ONE Kafka transaction per batch, the messages to send, the state rows written
- *   and the consumed offsets: a crash at any instant replays the batch against the state as it
- *   was, so no effect is lost or doubled;
- * - retries a failed commit with backoff, undoing the batch's state writes first;
+ * - commits, in ONE Kafka transaction, the messages to send, the state rows written and the
+ *   consumed offsets: a crash at any instant replays the batch against the state as it was, so
+ *   no effect is lost or doubled. Batches that arrive while a transaction commits share the
+ *   next one (group commit);
+ * - retries a failed commit with backoff, undoing the state writes first;
  * - runs the service's periodic tick (saga timeouts) through the same path;
  * - on SIGTERM, finishes the batch in hand, commits and leaves the group.
  */
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
+import {
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type KafkaMessage,
+  type Message,
+  type Producer,
+} from 'kafkajs';
 import { currentContext, withContext, type Logger } from './context.js';
 import { decode, encode, headersToStrings, PoisonMessageError, type Outgoing } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import type { AnyEnvelope } from './messages.js';
-import { consumerLag, deadLetters, messagesConsumed, messagesProduced, retries, transactionDuration } from './metrics.js';
+import {
+  consumerLag,
+  deadLetters,
+  messagesConsumed,
+  messagesProduced,
+  retries,
+  transactionDuration,
+} from './metrics.js';
 import { DEFAULT_BACKOFF, retry, type BackoffPolicy } from './retry.js';
 import { StateLog, type StoredRow } from './state-log.js';
 import type { StateTable, StateView } from './state-table.js';
@@ -80,7 +97,8 @@ interface Pending {
 type DeadLetterKind = 'poison' | 'handler-error' | 'effect-failed';
 
 /** Work for the next transaction: a consumed batch, or a clock tick. */
-type WorkItem<V> = { readonly kind: 'batch'; readonly payload: EachBatchPayload } | { readonly kind: 'tick'; readonly tick: Tick<V> };
+type WorkItem<V> =
+  { readonly kind: 'batch'; readonly payload: EachBatchPayload } | { readonly kind: 'tick'; readonly tick: Tick<V> };
 type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (err: unknown) => void } };
 
 /** How many partitions' batches may wait for one transaction together. */
@@ -249,11 +267,14 @@ export class Processor<V> {
               handledUpTo.set(work.payload, message);
             }
           }
-          await this.commit(pending, [...handledUpTo].map(([{ batch }, message]) => ({
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: String(Number(message.offset) + 1),
-          })));
+          await this.commit(
+            pending,
+            [...handledUpTo].map(([{ batch }, message]) => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: String(Number(message.offset) + 1),
+            })),
+          );
         } catch (err) {
           for (const undo of pending.undo.reverse()) undo();
           throw err;
@@ -305,10 +326,14 @@ export class Processor<V> {
         }
         for (const effect of decision.effects ?? []) {
           try {
-            await retry(() => effect.run(), this.backoff, (err, attempt) => {
-              retries.inc({ operation: 'effect' });
-              this.log.warn({ err: String(err), attempt }, `${effect.description} failed; retrying`);
-            });
+            await retry(
+              () => effect.run(),
+              this.backoff,
+              (err, attempt) => {
+                retries.inc({ operation: 'effect' });
+                this.log.warn({ err: String(err), attempt }, `${effect.description} failed; retrying`);
+              },
+            );
           } catch (err) {
             this.deadLetter(topic, partition, message, headers, 'effect-failed', err, pending, effect.description);
           }
@@ -382,7 +407,15 @@ export class Processor<V> {
     const reason = `${what ? `${what}: ` : ''}${error instanceof Error ? error.message : String(error)}`;
     const dlt = deadLetterTopicOf(topic);
     this.log.warn(
-      { ...currentContext(), topic, partition, offset: message.offset, kind, reason, poison: error instanceof PoisonMessageError },
+      {
+        ...currentContext(),
+        topic,
+        partition,
+        offset: message.offset,
+        kind,
+        reason,
+        poison: error instanceof PoisonMessageError,
+      },
       `message dead-lettered to ${dlt}`,
     );
     this.queueMessage(pending, this.options.namer.physical(dlt), {
@@ -421,7 +454,8 @@ export class Processor<V> {
       if (topicMessages.length > 0) await transaction.sendBatch({ topicMessages });
       if (offsets.length > 0) {
         const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
-        for (const { topic, partition, offset } of offsets) byTopic.set(topic, [...(byTopic.get(topic) ?? []), { partition, offset }]);
+        for (const { topic, partition, offset } of offsets)
+          byTopic.set(topic, [...(byTopic.get(topic) ?? []), { partition, offset }]);
         await transaction.sendOffsets({
           consumerGroupId: this.groupId,
           topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
@@ -433,5 +467,4 @@ export class Processor<V> {
       throw err;
     }
   }
-
 }

@@ -24,11 +24,14 @@ export class ReadPosition {
    */
   async reached(admin: Admin, topic: string, timeoutMs = 60_000): Promise<void> {
     const ends = await retry(() => admin.fetchTopicOffsets(topic), DEFAULT_BACKOFF);
-    const behind = () => ends.filter((e) => Number(e.offset) > Number(e.low) && (this.next.get(e.partition) ?? 0) < Number(e.offset));
+    const behind = () =>
+      ends.filter((e) => Number(e.offset) > Number(e.low) && (this.next.get(e.partition) ?? 0) < Number(e.offset));
     const deadline = Date.now() + timeoutMs;
     for (let lagging = behind(); lagging.length > 0; lagging = behind()) {
       if (Date.now() > deadline) {
-        throw new Error(`${topic} not read to its end after ${timeoutMs} ms (partitions ${lagging.map((e) => e.partition).join(',')})`);
+        throw new Error(
+          `${topic} not read to its end after ${timeoutMs} ms (partitions ${lagging.map((e) => e.partition).join(',')})`,
+        );
       }
       await sleep(10);
     }

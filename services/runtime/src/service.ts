@@ -75,7 +75,10 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
   const url = await app.listen({ port: config.httpPort, host: config.httpHost });
 
   await processor.start();
-  log.info({ url, brokers: config.brokers, instanceId: config.instanceId }, `${definition.name} service ready at ${url}`);
+  log.info(
+    { url, brokers: config.brokers, instanceId: config.instanceId },
+    `${definition.name} service ready at ${url}`,
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

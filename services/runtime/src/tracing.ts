@@ -39,7 +39,8 @@ const TRACEPARENT_FORMAT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 export function sagaTraceHeaders(callerTraceparent?: string): Record<string, string> {
   const incoming = callerTraceparent && TRACEPARENT_FORMAT.test(callerTraceparent) ? callerTraceparent : undefined;
   const headers = traceHeaders(incoming);
-  if (!headers[TRACEPARENT]) headers[TRACEPARENT] = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+  if (!headers[TRACEPARENT])
+    headers[TRACEPARENT] = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
   return headers;
 }
 

@@ -3,7 +3,16 @@ import { createStockHandler, Levels, type Reservation } from './inventory.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 const msg = <T extends SagaTopic>(type: T, orderId: string, payload: Payload<T>) =>
-  ({ id: `${type}-${orderId}`, type, version: 1, orderId, correlationId: 'c', causationId: null, timestamp: now.toISOString(), payload }) as AnyEnvelope;
+  ({
+    id: `${type}-${orderId}`,
+    type,
+    version: 1,
+    orderId,
+    correlationId: 'c',
+    causationId: null,
+    timestamp: now.toISOString(),
+    payload,
+  }) as AnyEnvelope;
 
 function setup() {
   const table = new StateTable<Reservation>();
@@ -20,7 +29,14 @@ function setup() {
 
 test('reserves and prices the items, then sells them on confirmation', () => {
   const { levels, run } = setup();
-  const reserved = run(msg('stock.check.request', 'o1', { items: [{ sku: 'INK', quantity: 2 }, { sku: 'INK', quantity: 1 }] }));
+  const reserved = run(
+    msg('stock.check.request', 'o1', {
+      items: [
+        { sku: 'INK', quantity: 2 },
+        { sku: 'INK', quantity: 1 },
+      ],
+    }),
+  );
   expect(reserved.send?.[0]?.envelope.payload).toEqual({
     result: 'reserved',
     lines: [
@@ -36,7 +52,14 @@ test('reserves and prices the items, then sells them on confirmation', () => {
 
 test('insufficient or unknown items reserve nothing and say why', () => {
   const { levels, run } = setup();
-  const refused = run(msg('stock.check.request', 'o1', { items: [{ sku: 'INK', quantity: 6 }, { sku: 'NOPE', quantity: 1 }] }));
+  const refused = run(
+    msg('stock.check.request', 'o1', {
+      items: [
+        { sku: 'INK', quantity: 6 },
+        { sku: 'NOPE', quantity: 1 },
+      ],
+    }),
+  );
   expect(refused.send?.[0]?.envelope.payload).toEqual({
     result: 'insufficient',
     reason: 'INK: 6 requested, 5 available; NOPE: 1 requested, 0 available',
@@ -54,7 +77,10 @@ test('duplicates change nothing; a release before its request blocks the late re
   run(request);
   expect(run(request)).toEqual({});
   const release = msg('stock.release', 'o1', { reason: 'declined' });
-  expect(run(release).send?.[0]?.envelope.payload).toEqual({ released: [{ sku: 'INK', quantity: 2 }], reason: 'declined' });
+  expect(run(release).send?.[0]?.envelope.payload).toEqual({
+    released: [{ sku: 'INK', quantity: 2 }],
+    reason: 'declined',
+  });
   expect(run(release)).toEqual({});
   expect(levels.level('INK')).toMatchObject({ available: 5, reserved: 0 });
 

@@ -69,7 +69,14 @@ export class Levels {
     if (!entry) return undefined;
     const reserved = this.reserved.get(sku) ?? 0;
     const sold = this.sold.get(sku) ?? 0;
-    return { sku, price: entry.price, initial: entry.quantity, available: entry.quantity - reserved - sold, reserved, sold };
+    return {
+      sku,
+      price: entry.price,
+      initial: entry.quantity,
+      available: entry.quantity - reserved - sold,
+      reserved,
+      sold,
+    };
   }
 
   all(): StockLevel[] {
@@ -119,7 +126,8 @@ export function createStockHandler(levels: Levels) {
       case 'stock.release': {
         const { reason } = message.payload;
         if (existing?.status === 'released' || existing?.status === 'rejected') return {};
-        if (existing?.status === 'sold') throw new Error(`order ${message.orderId} is sold; its stock cannot be released`);
+        if (existing?.status === 'sold')
+          throw new Error(`order ${message.orderId} is sold; its stock cannot be released`);
         // With no reservation yet, a tombstone makes sure a late request reserves nothing.
         const released = existing?.items ?? [];
         return {

@@ -12,7 +12,10 @@ const DEMO_CATALOG: Catalog = {
 main(async () => {
   const catalog = envJson(
     'STOCK_CATALOG',
-    Type.Record(Sku, Type.Object({ quantity: Type.Integer({ minimum: 0 }), price: Cents }, { additionalProperties: false })),
+    Type.Record(
+      Sku,
+      Type.Object({ quantity: Type.Integer({ minimum: 0 }), price: Cents }, { additionalProperties: false }),
+    ),
     DEMO_CATALOG,
   );
   const table = new StateTable<Reservation>();

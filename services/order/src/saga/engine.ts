@@ -13,7 +13,14 @@
  * - Replies that do not match what the saga awaits (duplicates, late replies after a timeout,
  *   replays) change nothing.
  */
-import { TERMINAL, type AnyEnvelope, type Payload, type Phase, type SagaState, type SagaTopic } from '@ordersaga/runtime';
+import {
+  TERMINAL,
+  type AnyEnvelope,
+  type Payload,
+  type Phase,
+  type SagaState,
+  type SagaTopic,
+} from '@ordersaga/runtime';
 
 /** A message the saga sends: its topic is its type. */
 export type Command = { [T in SagaTopic]: { readonly type: T; readonly payload: Payload<T> } }[SagaTopic];
@@ -87,7 +94,11 @@ export class SagaEngine {
     if (!step || step.reply !== reply.type) return null;
     const outcome = step.onReply(saga, reply);
     if (outcome.ok) {
-      const done = record({ ...saga, ...outcome.update, completed: [...saga.completed, step.name] }, now, outcome.event);
+      const done = record(
+        { ...saga, ...outcome.update, completed: [...saga.completed, step.name] },
+        now,
+        outcome.event,
+      );
       return this.runStep(index + 1, done, now, []);
     }
     const failed: SagaState = {
@@ -135,7 +146,11 @@ export class SagaEngine {
     const [next, ...rest] = saga.compensations;
     const compensation = next === undefined ? undefined : this.compensation(next);
     if (!compensation) {
-      const failed = record({ ...saga, phase: 'FAILED', step: null, deadline: null, compensations: [] }, now, 'order failed');
+      const failed = record(
+        { ...saga, phase: 'FAILED', step: null, deadline: null, compensations: [] },
+        now,
+        'order failed',
+      );
       return { state: failed, send: [...sent, this.definition.failed(failed)] };
     }
     const reason = saga.failure?.reason ?? 'saga failed';
