@@ -8,9 +8,13 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export default async function globalSetup() {
-  execFileSync('bash', [join(root, 'k8s-tests', 'scripts', 'build-tools.sh')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  execFileSync(
+    'bash',
+    [join(root, 'k8s-tests', 'scripts', 'build-tools.sh'), 'kubernetes', 'etcd', 'helm', 'skaffold'],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 
   if (process.env.KAFKA_BROKERS) return;
   process.env.KAFKA_PORT ??= '29092';
