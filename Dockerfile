@@ -13,7 +13,7 @@
 #
 # Stages: manifests (package.json files + lockfile) -> deps (npm ci, shared by all five images)
 # -> build (tsc -b of the one workspace) -> prune (production dependencies of that workspace
-# only) -> runtime.
+# only) -> runtime (+ tini, from Debian's package).
 
 # Build and runtime use the same image, so the Node.js that compiled and installed is the one
 # that runs. Runtime base: node:20-bookworm-slim rather than gcr.io/distroless/nodejs20-debian12:
@@ -49,13 +49,17 @@ FROM deps AS build
 ARG WORKSPACE
 ARG PORT
 COPY . .
-# WORKSPACE must be one of the root package.json's workspaces (not the shared runtime), PORT a port.
+# WORKSPACE must be one of the root package.json's workspaces (not the shared runtime), PORT a port
+# (the error names the workspace's default port, read from its main.ts).
 # hadolint ignore=SC2016
 RUN node -e ' \
       const [w, port] = process.argv.slice(1), all = require("./package.json").workspaces; \
       const apps = all.filter((x) => x !== "services/runtime"); \
       if (!apps.includes(w)) throw new Error(`--build-arg WORKSPACE must be one of ${apps.join(", ")}; got "${w}"`); \
-      if (!/^[1-9][0-9]{0,4}$/.test(port)) throw new Error(`--build-arg PORT must be a port number; got "${port}"`); \
+      const main = require("fs").readFileSync(`${w}/src/main.ts`, "utf8"); \
+      const m = main.match(/defaultPort:\s*(\d+)|runtimeConfig\([^,]*,\s*(\d+)/); \
+      if (!/^[1-9][0-9]{0,4}$/.test(port)) \
+        throw new Error(`--build-arg PORT must be the HTTP port (${w}: ${m ? m[1] ?? m[2] : "see its main.ts"}); got "${port}"`); \
     ' "${WORKSPACE}" "${PORT}" \
  && npx tsc -b "${WORKSPACE}" \
  && test -f "${WORKSPACE}/dist/main.js"
@@ -94,6 +98,15 @@ RUN node --input-type=module -e ' \
       console.log(`prune: ${Object.keys(dependencies).join(", ")} load`); \
     '
 
+############################################################################ tini
+# Node.js as a container's first process (PID 1) ignores SIGTERM until it installs a handler, and
+# the services install theirs only once Kafka answers: a pod stopped while it waits for Kafka
+# would hang for its whole grace period. tini runs as PID 1 and passes the signals on.
+FROM ${NODE_IMAGE} AS tini
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \
+ && rm -rf /var/lib/apt/lists/*
+
 ############################################################################ runtime
 FROM ${NODE_IMAGE} AS runtime
 ARG WORKSPACE
@@ -107,6 +120,7 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=${PORT} \
     ORDERSAGA_WORKSPACE=${WORKSPACE}
+COPY --from=tini /usr/bin/tini /usr/bin/tini
 # Owned by root, read-only for the user that runs.
 COPY --from=prune /app /app
 # The exec form of CMD expands no variable, so the workspace is the working directory instead:
@@ -115,7 +129,6 @@ WORKDIR /app/${WORKSPACE}
 # Numeric, so that runAsNonRoot can check it; 65532 as in the chart's securityContext.
 USER 65532:65532
 EXPOSE ${PORT}
-# The node image's ENTRYPOINT is a shell script (docker-entrypoint.sh) that execs its arguments:
-# without it, node is the container's first process and gets SIGTERM directly.
-ENTRYPOINT []
+# Instead of the node image's docker-entrypoint.sh (a shell script that execs its arguments).
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/main.js"]

@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { eventually } from '../tests/support/stack.js';
-import { ROOT, TestCluster } from './support/cluster.js';
+import { ROOT, sharedCrds, TestCluster } from './support/cluster.js';
 
 const CHART = join(ROOT, 'charts', 'ordersaga');
-const SHARED_CRDS = join(ROOT, '..', 'shared', 'crds');
 const run = promisify(execFile);
 
 type Manifest = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: any };
@@ -31,9 +30,9 @@ beforeAll(async () => {
     'apply',
     '--server-side',
     '-f',
-    join(SHARED_CRDS, 'strimzi-1.2.0'),
+    join(sharedCrds(), 'strimzi-1.2.0'),
     '-f',
-    join(SHARED_CRDS, 'prometheus-operator'),
+    join(sharedCrds(), 'prometheus-operator'),
   ]);
   await eventually('the CRDs to be established', async () => {
     await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);

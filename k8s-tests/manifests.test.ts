@@ -10,9 +10,8 @@ import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { allTopics, deadLetterTopicOf, SAGA_TOPICS, STATE_TOPICS, type TopicSpec } from '@ordersaga/runtime';
 import { eventually } from '../tests/support/stack.js';
-import { ROOT, TestCluster } from './support/cluster.js';
+import { ROOT, sharedCrds, TestCluster } from './support/cluster.js';
 
-const SHARED_CRDS = join(ROOT, '..', 'shared', 'crds');
 const NAMESPACE = 'ordersaga';
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any };
@@ -36,9 +35,9 @@ beforeAll(async () => {
     'apply',
     '--server-side',
     '-f',
-    join(SHARED_CRDS, 'strimzi-1.2.0'),
+    join(sharedCrds(), 'strimzi-1.2.0'),
     '-f',
-    join(SHARED_CRDS, 'prometheus-operator'),
+    join(sharedCrds(), 'prometheus-operator'),
   ]);
   await eventually('the CRDs to be established', async () => {
     await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);

@@ -141,3 +141,21 @@ test("the caller's W3C traceparent gives the order its trace id, carried by ever
   const other = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] });
   expect((await stack.finished(other.body.orderId)).traceId).toMatch(/^[0-9a-f]{32}$/);
 });
+
+test('Prometheus metrics: HTTP requests by route and status, sagas by outcome', async () => {
+  const { body } = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] });
+  await stack.finished(body.orderId);
+  await stack.http('order', '/orders/no-such-order');
+  const metrics = (await stack.http('order', '/metrics')).body as string;
+  expect(metrics).toMatch(
+    /ordersaga_http_request_duration_seconds_count\{method="POST",route="\/orders",status_code="202"\} [1-9]/,
+  );
+  expect(metrics).toMatch(
+    /ordersaga_http_request_duration_seconds_count\{method="GET",route="\/orders\/:id",status_code="404"\} [1-9]/,
+  );
+  expect(metrics).toMatch(/ordersaga_sagas_started_total [1-9]/);
+  expect(metrics).toMatch(/ordersaga_sagas_finished_total\{outcome="confirmed",reason="none"\} [1-9]/);
+  expect(metrics).toMatch(/ordersaga_saga_duration_seconds_count\{outcome="confirmed"\} [1-9]/);
+  expect(metrics).toMatch(/ordersaga_saga_step_duration_seconds_count\{step="chargePayment"\} [1-9]/);
+  expect(metrics).toMatch(/ordersaga_sagas_in_flight 0/);
+});

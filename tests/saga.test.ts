@@ -101,3 +101,19 @@ async function waitFor<T>(probe: () => Promise<T>, ok: (value: T) => boolean, ti
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+test('saga metrics count what happened: outcomes by reason, compensations', async () => {
+  const metrics = (await stack.http('order', '/metrics')).body as string;
+  const value = (series: string) =>
+    Number(
+      metrics
+        .split('\n')
+        .find((l) => l.startsWith(series + ' '))
+        ?.split(' ')[1] ?? 0,
+    );
+  expect(value('ordersaga_sagas_finished_total{outcome="confirmed",reason="none"}')).toBe(1);
+  expect(value('ordersaga_sagas_finished_total{outcome="failed",reason="out_of_stock"}')).toBe(1);
+  expect(value('ordersaga_sagas_finished_total{outcome="failed",reason="payment_declined"}')).toBe(1);
+  expect(value('ordersaga_saga_compensations_total{compensation="releaseStock"}')).toBe(1);
+  expect(value('ordersaga_sagas_started_total')).toBe(3);
+});

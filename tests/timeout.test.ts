@@ -71,3 +71,11 @@ async function waitForPayment(orderId: string) {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+test('timeouts are counted by step, and the failures by reason', async () => {
+  const metrics = (await stack.http('order', '/metrics')).body as string;
+  expect(metrics).toMatch(/ordersaga_saga_timeouts_total\{step="chargePayment"\} 1/);
+  expect(metrics).toMatch(/ordersaga_saga_timeouts_total\{step="reserveStock"\} 1/);
+  expect(metrics).toMatch(/ordersaga_sagas_finished_total\{outcome="failed",reason="timeout"\} 2/);
+  expect(metrics).toMatch(/ordersaga_saga_compensations_total\{compensation="cancelPayment"\} 1/);
+});

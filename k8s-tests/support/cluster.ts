@@ -3,7 +3,7 @@
  * scripts/control-plane.sh in a run dir of their own, driven with the real kubectl.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,16 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(HERE, '..', '..');
+
+/**
+ * The third-party CRDs (Strimzi, Prometheus Operator) the tests install: from the shared/ folder
+ * beside the checkout, as CI lays it out, or ORDERSAGA_SHARED_DIR.
+ */
+export function sharedCrds(): string {
+  const dir = join(process.env.ORDERSAGA_SHARED_DIR ?? join(ROOT, '..', 'shared'), 'crds');
+  if (!existsSync(dir)) throw new Error(`${dir} not found: set ORDERSAGA_SHARED_DIR to the folder holding crds/`);
+  return dir;
+}
 const SCRIPTS = join(HERE, '..', 'scripts');
 
 /** Paths of the tools, as versions.env gives them. */

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import { envInt, main, runService, StateTable, type SagaState } from '@ordersaga/runtime';
 import { orderApi } from './api.js';
 import { createOrchestrator } from './orchestrator.js';
+import { observeSagaChanges, watchInFlight } from './saga-metrics.js';
 
 main(async () => {
   const table = new StateTable<SagaState>();
@@ -9,6 +10,7 @@ main(async () => {
     stepMs: envInt('SAGA_STEP_TIMEOUT_MS', 15_000),
     compensationMs: envInt('SAGA_COMPENSATION_TIMEOUT_MS', 15_000),
   });
+  watchInFlight(table);
   await runService({
     name: 'order',
     defaultPort: 3000,
@@ -16,6 +18,7 @@ main(async () => {
     table,
     handle: orchestrator.handle,
     tick: orchestrator.tick,
+    onCommitted: observeSagaChanges,
     publishes: true,
     routes: async (app, { publisher }) => {
       await app.register(swagger, {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from './context.js';
-import { registry } from './metrics.js';
+import { httpRequestDuration, registry } from './metrics.js';
 
 /**
  * The HTTP server every service has: liveness (/healthz), readiness (/readyz: state loaded and
@@ -18,6 +18,13 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
     genReqId: () => randomUUID(),
     // An unknown field is refused with a reason rather than silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
+  });
+  // By route (the pattern, not the path: /orders/:id is one series), with its count as _count.
+  app.addHook('onResponse', async (request, reply) => {
+    httpRequestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
   // Probes and scrapes come every few seconds: not worth an access-log line each.
   const quiet = { logLevel: 'warn' as const };

@@ -45,3 +45,11 @@ export const consumerLag = new Gauge({
   labelNames: ['topic', 'partition'] as const,
   registers: [registry],
 });
+
+export const httpRequestDuration = new Histogram({
+  name: 'ordersaga_http_request_duration_seconds',
+  help: 'HTTP requests served, by method, route and status code',
+  labelNames: ['method', 'route', 'status_code'] as const,
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+});

@@ -80,15 +80,25 @@ export interface ProcessorOptions<V> {
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
+  /** Sees each committed transaction's row changes, once (metrics). */
+  readonly onCommitted?: (changes: ReadonlyArray<RowChange<V>>) => void;
   readonly backoff?: BackoffPolicy;
   /** Consumer session timeout: how fast the group notices a replica that died. */
   readonly sessionTimeoutMs?: number;
 }
 
+/** A state row changed by a committed transaction. */
+export interface RowChange<V> {
+  readonly key: string;
+  readonly before: V | undefined;
+  readonly after: V;
+}
+
 /** A batch (or tick) in the making: undone as a whole if its transaction fails. */
-interface Pending {
+interface Pending<V> {
   readonly messages: Map<string, Message[]>;
   readonly undo: Array<() => void>;
+  readonly changes: Array<RowChange<V>>;
   /** Counted in metrics once committed. */
   readonly produced: SagaTopic[];
   readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }>;
@@ -104,7 +114,13 @@ type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (er
 /** How many partitions' batches may wait for one transaction together. */
 const PARTITIONS_IN_FLIGHT = 16;
 
-const newPending = (): Pending => ({ messages: new Map(), undo: [], produced: [], deadLettered: [] });
+const newPending = <V>(): Pending<V> => ({
+  messages: new Map(),
+  undo: [],
+  changes: [],
+  produced: [],
+  deadLettered: [],
+});
 
 export class Processor<V> {
   private readonly consumer: Consumer;
@@ -251,7 +267,7 @@ export class Processor<V> {
     await retry(
       async () => {
         await this.ensureCaughtUp();
-        const pending = newPending();
+        const pending = newPending<V>();
         handledUpTo = new Map();
         try {
           for (const work of group) {
@@ -281,6 +297,7 @@ export class Processor<V> {
         }
         this.options.table.commit();
         this.countCommitted(pending);
+        this.options.onCommitted?.(pending.changes);
       },
       this.backoff,
       (err, attempt, delayMs) => {
@@ -298,7 +315,7 @@ export class Processor<V> {
     }
   }
 
-  private async processMessage(topic: SagaTopic, partition: number, message: KafkaMessage, pending: Pending) {
+  private async processMessage(topic: SagaTopic, partition: number, message: KafkaMessage, pending: Pending<V>) {
     const headers = headersToStrings(message.headers);
     let envelope: AnyEnvelope;
     try {
@@ -344,7 +361,7 @@ export class Processor<V> {
   }
 
   /** Timeouts and other clock work: sees only the rows of partitions this replica owns. */
-  private stageTick(tick: Tick<V>, pending: Pending): void {
+  private stageTick(tick: Tick<V>, pending: Pending<V>): void {
     if (!this.running || this.owned.size === 0) return;
     const owned = this.owned;
     const decision = tick.run(this.options.table, (p) => owned.has(p), new Date());
@@ -360,13 +377,15 @@ export class Processor<V> {
   private stage(
     decision: Decision<V>,
     partitionOf: (key: string) => number,
-    pending: Pending,
+    pending: Pending<V>,
     traceparent: string | undefined,
   ): void {
     const { namer, stateTopic, table } = this.options;
     for (const [key, value] of decision.put ?? []) {
+      const before = table.get(key);
       const { row, undo } = table.write(key, value, partitionOf(key));
       pending.undo.push(undo);
+      pending.changes.push({ key, before, after: value });
       const stored: StoredRow<V> = { rev: row.rev, value: row.value };
       this.queueMessage(pending, namer.physical(stateTopic), {
         key,
@@ -389,7 +408,7 @@ export class Processor<V> {
     }
   }
 
-  private countCommitted(pending: Pending): void {
+  private countCommitted(pending: Pending<V>): void {
     for (const topic of pending.produced) messagesProduced.inc({ topic });
     for (const { topic, kind } of pending.deadLettered) deadLetters.inc({ topic, kind });
   }
@@ -401,7 +420,7 @@ export class Processor<V> {
     headers: Record<string, string>,
     kind: DeadLetterKind,
     error: unknown,
-    pending: Pending,
+    pending: Pending<V>,
     what?: string,
   ): void {
     const reason = `${what ? `${what}: ` : ''}${error instanceof Error ? error.message : String(error)}`;
@@ -435,7 +454,7 @@ export class Processor<V> {
     pending.deadLettered.push({ topic, kind });
   }
 
-  private queueMessage(pending: Pending, topic: string, message: Message): void {
+  private queueMessage(pending: Pending<V>, topic: string, message: Message): void {
     const list = pending.messages.get(topic);
     if (list) list.push(message);
     else pending.messages.set(topic, [message]);
@@ -443,7 +462,7 @@ export class Processor<V> {
 
   /** One transaction: everything the group sends, its state rows and its consumed offsets. */
   private async commit(
-    pending: Pending,
+    pending: Pending<V>,
     offsets: Array<{ topic: string; partition: number; offset: string }>,
   ): Promise<void> {
     if (pending.messages.size === 0 && offsets.length === 0) return;

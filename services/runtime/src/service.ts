@@ -3,7 +3,7 @@ import { envInt, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
 import { createHttpServer } from './http.js';
 import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
-import { Processor, type Handler, type Tick } from './processor.js';
+import { Processor, type Handler, type ProcessorOptions, type Tick } from './processor.js';
 import { Publisher } from './publisher.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
@@ -25,6 +25,7 @@ export interface ServiceDefinition<V> {
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
+  readonly onCommitted?: ProcessorOptions<V>['onCommitted'];
   readonly publishes?: boolean;
   readonly routes?: (app: FastifyInstance, runtime: ServiceRuntime<V>) => Promise<void> | void;
 }
@@ -60,6 +61,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     table: definition.table,
     handle: definition.handle,
     tick: definition.tick,
+    onCommitted: definition.onCommitted,
     backoff: {
       retries: envInt('RETRY_ATTEMPTS', DEFAULT_BACKOFF.retries),
       initialMs: envInt('RETRY_INITIAL_MS', DEFAULT_BACKOFF.initialMs),

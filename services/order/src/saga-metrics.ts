@@ -1,0 +1,97 @@
+/**
+ * Saga metrics, from the saga state changes each committed transaction made (once per change,
+ * on the replica that made it): started, finished by outcome and reason, durations,
+ * compensations, timeouts; and the sagas in flight.
+ */
+import { metrics, TERMINAL, type RowChange, type SagaState, type StateView } from '@ordersaga/runtime';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { orderSaga } from './saga/order-saga.js';
+
+const registers = [metrics.registry];
+const durationBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+const started = new Counter({ name: 'ordersaga_sagas_started_total', help: 'Sagas started', registers });
+const finished = new Counter({
+  name: 'ordersaga_sagas_finished_total',
+  help: 'Sagas ended, by outcome (confirmed, failed) and reason (the failed step, or timeout)',
+  labelNames: ['outcome', 'reason'] as const,
+  registers,
+});
+const sagaDuration = new Histogram({
+  name: 'ordersaga_saga_duration_seconds',
+  help: 'From order placed to confirmed or failed',
+  labelNames: ['outcome'] as const,
+  buckets: durationBuckets,
+  registers,
+});
+const stepDuration = new Histogram({
+  name: 'ordersaga_saga_step_duration_seconds',
+  help: 'From a step (or compensation) requested to its reply',
+  labelNames: ['step'] as const,
+  buckets: durationBuckets,
+  registers,
+});
+const compensations = new Counter({
+  name: 'ordersaga_saga_compensations_total',
+  help: 'Compensations run, by compensation',
+  labelNames: ['compensation'] as const,
+  registers,
+});
+const timeouts = new Counter({
+  name: 'ordersaga_saga_timeouts_total',
+  help: 'Steps (or compensations) that timed out, by step',
+  labelNames: ['step'] as const,
+  registers,
+});
+
+const COMPENSATIONS = new Set(orderSaga.steps.flatMap((s) => (s.compensation ? [s.compensation.name] : [])));
+const seconds = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.parse(from)) / 1000;
+
+/** The failure reason as a label: a small fixed set, never the free text. */
+function reasonOf(saga: SagaState): string {
+  if (saga.phase === 'CONFIRMED') return 'none';
+  if (saga.failure?.timedOut) return 'timeout';
+  return saga.failure?.step === 'reserveStock'
+    ? 'out_of_stock'
+    : saga.failure?.step === 'chargePayment'
+      ? 'payment_declined'
+      : 'other';
+}
+
+export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>): void {
+  for (const { before, after } of changes) {
+    if (!before) started.inc();
+    // What happened in this change: the history entries it added.
+    const added = after.history.slice(before?.history.length ?? 0);
+    for (const entry of added) {
+      const [name, verb] = entry.event.split(' ');
+      if (COMPENSATIONS.has(name!) && (verb === 'requested' || verb === 'sent'))
+        compensations.inc({ compensation: name! });
+      if (entry.event.includes(' timed out')) timeouts.inc({ step: name! });
+    }
+    // A step's reply: from its "requested" entry to now.
+    if (before?.step && before.step !== after.step) {
+      const requested = [...before.history].reverse().find((h) => h.event === `${before.step} requested`);
+      if (requested) stepDuration.observe({ step: before.step }, seconds(requested.at, after.updatedAt));
+    }
+    if (TERMINAL.has(after.phase) && !(before && TERMINAL.has(before.phase))) {
+      const outcome = after.phase === 'CONFIRMED' ? 'confirmed' : 'failed';
+      finished.inc({ outcome, reason: reasonOf(after) });
+      sagaDuration.observe({ outcome }, seconds(after.placedAt, after.updatedAt));
+    }
+  }
+}
+
+/** Sagas not yet ended, as this replica sees the whole table. */
+export function watchInFlight(table: StateView<SagaState>): void {
+  new Gauge({
+    name: 'ordersaga_sagas_in_flight',
+    help: 'Sagas started and not yet ended (every replica sees all of them: aggregate with max)',
+    registers,
+    collect() {
+      let count = 0;
+      for (const [, row] of table.rows()) if (!TERMINAL.has(row.value.phase)) count++;
+      this.set(count);
+    },
+  });
+}
