@@ -139,13 +139,11 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         await publisher.publish(placed, request.headers.traceparent);
       } catch (err) {
         request.log.error({ err, orderId }, 'could not publish order.placed');
-        return reply
-          .code(503)
-          .send({
-            statusCode: 503,
-            error: 'Service Unavailable',
-            message: 'Kafka is unavailable; retry with the same Idempotency-Key',
-          });
+        return reply.code(503).send({
+          statusCode: 503,
+          error: 'Service Unavailable',
+          message: 'Kafka is unavailable; retry with the same Idempotency-Key',
+        });
       }
       const pending: OrderView = {
         orderId,
