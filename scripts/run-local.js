@@ -8,16 +8,13 @@ import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+// Built by `npm start` before this runs.
+import { HTTP_PORTS } from '@ordersaga/runtime';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KAFKA_SH = join(ROOT, 'scripts', 'kafka.sh');
 // Order first: it creates the topics, and the others start once it is ready.
-const SERVICES = [
-  { name: 'order', port: 3000 },
-  { name: 'stock', port: 3001 },
-  { name: 'billing', port: 3002 },
-  { name: 'notification', port: 3003 },
-];
+const SERVICES = ['order', 'stock', 'billing', 'notification'].map((name) => ({ name, port: HTTP_PORTS[name] }));
 const HOST = process.env.HOST || '127.0.0.1';
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;

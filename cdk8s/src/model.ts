@@ -6,6 +6,7 @@
 import {
   allTopics,
   deadLetterTopicOf,
+  HTTP_PORTS,
   SAGA_TOPICS,
   STATE_TOPICS,
   topicsConsumedBy,
@@ -66,19 +67,19 @@ const DESCRIPTIONS: Record<ComponentName, string> = {
 };
 
 export const COMPONENTS: readonly Component[] = [
-  { name: 'order', port: 3000, kafka: serviceAccess('order'), ingress: 'any', egress: [] },
-  { name: 'stock', port: 3001, kafka: serviceAccess('stock'), ingress: 'metrics-only', egress: [] },
-  { name: 'billing', port: 3002, kafka: serviceAccess('billing'), ingress: 'metrics-only', egress: [] },
+  { name: 'order', port: HTTP_PORTS.order, kafka: serviceAccess('order'), ingress: 'any', egress: [] },
+  { name: 'stock', port: HTTP_PORTS.stock, kafka: serviceAccess('stock'), ingress: 'metrics-only', egress: [] },
+  { name: 'billing', port: HTTP_PORTS.billing, kafka: serviceAccess('billing'), ingress: 'metrics-only', egress: [] },
   {
     name: 'notification',
-    port: 3003,
+    port: HTTP_PORTS.notification,
     kafka: serviceAccess('notification'),
     ingress: 'metrics-only',
     egress: ['webhooks'],
   },
   {
     name: 'operator',
-    port: 3010,
+    port: HTTP_PORTS.operator,
     // It follows the sagas and places the orders of SagaOrders applied with kubectl.
     kafka: { read: ['order.state', 'order.placed'], write: ['order.placed'], groupPrefix: 'operator' },
     ingress: 'metrics-only',

@@ -6,6 +6,7 @@ import {
   createLogger,
   envInt,
   envString,
+  HTTP_PORTS,
   main,
   Publisher,
   runtimeConfig,
@@ -25,7 +26,7 @@ import type { MirrorMode } from './sagaorder.js';
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 main(async () => {
-  const config = runtimeConfig('operator', 3010);
+  const config = runtimeConfig('operator', HTTP_PORTS.operator);
   const log = createLogger('operator');
   const mirrorMode = envString('MIRROR_MODE', 'all');
   if (!Value.Check(Type.Union([Type.Literal('all'), Type.Literal('failed'), Type.Literal('sampled')]), mirrorMode)) {

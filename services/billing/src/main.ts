@@ -11,7 +11,6 @@ main(async () => {
   const ledger = new Ledger(accounts, table);
   await runService({
     name: 'billing',
-    defaultPort: 3002,
     stateTopic: 'billing.state',
     table,
     handle: createBillingHandler(ledger),

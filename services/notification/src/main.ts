@@ -11,7 +11,6 @@ main(async () => {
   const table = new StateTable<Notification>();
   await runService({
     name: 'notification',
-    defaultPort: 3003,
     stateTopic: 'notification.state',
     table,
     handle: createNotificationHandler(webhooks, createLogger('notification')),

@@ -13,7 +13,6 @@ main(async () => {
   watchInFlight(table);
   await runService({
     name: 'order',
-    defaultPort: 3000,
     stateTopic: 'order.state',
     table,
     handle: orchestrator.handle,

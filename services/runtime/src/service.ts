@@ -7,7 +7,7 @@ import { Processor, type Handler, type ProcessorOptions, type Tick } from './pro
 import { Publisher } from './publisher.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
-import type { ServiceName, StateTopic } from './topics.js';
+import { HTTP_PORTS, type ServiceName, type StateTopic } from './topics.js';
 
 /** What a service hands its HTTP routes. */
 export interface ServiceRuntime<V> {
@@ -20,7 +20,6 @@ export interface ServiceRuntime<V> {
 
 export interface ServiceDefinition<V> {
   readonly name: ServiceName;
-  readonly defaultPort: number;
   readonly stateTopic: StateTopic;
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
@@ -40,7 +39,7 @@ export interface RunningService {
  * (in-flight batch finished and committed, group left, connections closed).
  */
 export async function runService<V>(definition: ServiceDefinition<V>): Promise<RunningService> {
-  const config = runtimeConfig(definition.name, definition.defaultPort);
+  const config = runtimeConfig(definition.name, HTTP_PORTS[definition.name]);
   const log = createLogger(definition.name);
   const namer = new TopicNamer(config.namespace);
   const kafka = createKafka(`${definition.name}-${config.instanceId}`, config.brokers, log);

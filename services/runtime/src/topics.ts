@@ -9,6 +9,9 @@
 
 export type ServiceName = 'order' | 'stock' | 'billing' | 'notification';
 
+/** The HTTP port of each component (API, health, metrics): the services, the chart and the local runner use these. */
+export const HTTP_PORTS = { order: 3000, stock: 3001, billing: 3002, notification: 3003, operator: 3010 } as const;
+
 export interface TopicSpec {
   /** What flows on it, for people and docs. */
   readonly description: string;

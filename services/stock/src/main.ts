@@ -22,7 +22,6 @@ main(async () => {
   const levels = new Levels(catalog, table);
   await runService({
     name: 'stock',
-    defaultPort: 3001,
     stateTopic: 'stock.state',
     table,
     handle: createStockHandler(levels),
