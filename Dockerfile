@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# One Dockerfile for the five ordersaga images; WORKSPACE picks the npm workspace, PORT its HTTP
-# port (what the chart's containerPort and the service's own default are):
+# One Dockerfile for the five ordersaga images; WORKSPACE picks the npm workspace, PORT is its HTTP
+# port (its entry in HTTP_PORTS, services/runtime/src/topics.ts; checked), for EXPOSE and ENV PORT:
 #
 #   docker build --build-arg WORKSPACE=services/order        --build-arg PORT=3000 -t ordersaga-order .
 #   docker build --build-arg WORKSPACE=services/stock        --build-arg PORT=3001 -t ordersaga-stock .
@@ -49,17 +49,19 @@ FROM deps AS build
 ARG WORKSPACE
 ARG PORT
 COPY . .
-# WORKSPACE must be one of the root package.json's workspaces (not the shared runtime), PORT a port
-# (the error names the workspace's default port, read from its main.ts).
+# WORKSPACE must be a workspace of the root package.json with a src/main.ts in this context (not
+# services/runtime, a library; not cdk8s, whose src/ .dockerignore leaves out); PORT its entry in
+# HTTP_PORTS (services/runtime/src/topics.ts), the one list of ports the services and the chart use.
 # hadolint ignore=SC2016
 RUN node -e ' \
-      const [w, port] = process.argv.slice(1), all = require("./package.json").workspaces; \
-      const apps = all.filter((x) => x !== "services/runtime"); \
+      const fs = require("fs"), [w, port] = process.argv.slice(1), all = require("./package.json").workspaces; \
+      const apps = all.filter((x) => x !== "services/runtime" && fs.existsSync(`${x}/src/main.ts`)); \
       if (!apps.includes(w)) throw new Error(`--build-arg WORKSPACE must be one of ${apps.join(", ")}; got "${w}"`); \
-      const main = require("fs").readFileSync(`${w}/src/main.ts`, "utf8"); \
-      const m = main.match(/defaultPort:\s*(\d+)|runtimeConfig\([^,]*,\s*(\d+)/); \
-      if (!/^[1-9][0-9]{0,4}$/.test(port)) \
-        throw new Error(`--build-arg PORT must be the HTTP port (${w}: ${m ? m[1] ?? m[2] : "see its main.ts"}); got "${port}"`); \
+      const list = fs.readFileSync("services/runtime/src/topics.ts", "utf8").match(/HTTP_PORTS\s*=\s*\{([^}]*)\}/); \
+      const ports = Object.fromEntries([...(list ? list[1] : "").matchAll(/(\w+):\s*(\d+)/g)].map((m) => [m[1], m[2]])); \
+      const want = ports[w.split("/").pop()]; \
+      if (!/^[1-9][0-9]{0,4}$/.test(port) || (want && port !== want)) \
+        throw new Error(`--build-arg PORT must be ${want ?? "the HTTP port"} for ${w} (HTTP_PORTS); got "${port}"`); \
     ' "${WORKSPACE}" "${PORT}" \
  && npx tsc -b "${WORKSPACE}" \
  && test -f "${WORKSPACE}/dist/main.js"

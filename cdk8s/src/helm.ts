@@ -43,7 +43,12 @@ function template(manifest: Manifest, holes: Hole[]): string {
   const copy = structuredClone(manifest);
   copy.metadata.labels = { __HELM_LABELS__: '', ...copy.metadata.labels };
   holes.forEach((hole, i) => setPath(copy, hole.path, marker(i)));
-  let text = stringify(copy, { lineWidth: 0 });
+  // Braces in the data (Prometheus' own {{ $value }} templates) must reach the output as they are.
+  let text = stringify(copy, { lineWidth: 0 })
+    .replaceAll('{{', '\u0000open\u0000')
+    .replaceAll('}}', '\u0000close\u0000')
+    .replaceAll('\u0000open\u0000', '{{ "{{" }}')
+    .replaceAll('\u0000close\u0000', '{{ "}}" }}');
   text = text.replace(
     /^( *)__HELM_LABELS__: ""\n/m,
     (_m, indent: string) => `${indent}{{- include "ordersaga.labels" $ | nindent ${indent.length} }}\n`,
@@ -126,12 +131,14 @@ function holesOf(m: Manifest): Hole[] {
 /** The condition a manifest is rendered under, if any. */
 function condition(m: Manifest): string | undefined {
   if (m.kind === 'ServiceMonitor') return '.Values.metrics.serviceMonitors';
+  if (m.kind === 'PrometheusRule') return '.Values.metrics.prometheusRules';
   if (m.kind === 'Kafka' || m.kind === 'KafkaNodePool') return '.Values.kafka.dev.enabled';
   return undefined;
 }
 
 function fileOf(m: Manifest): string {
   if (m.kind === 'KafkaTopic') return 'kafka-topics.yaml';
+  if (m.kind === 'PrometheusRule') return 'alerts.yaml';
   if (m.kind === 'Kafka' || m.kind === 'KafkaNodePool') return 'dev-kafka.yaml';
   if (
     ['Role', 'RoleBinding'].includes(m.kind) ||
@@ -146,7 +153,12 @@ function fileOf(m: Manifest): string {
 
 export function buildChart(chartDir: string): void {
   const app = new App();
-  const chart = new OrdersagaChart(app, 'ordersaga', { ...DEFAULTS, devKafka: true, serviceMonitors: true });
+  const chart = new OrdersagaChart(app, 'ordersaga', {
+    ...DEFAULTS,
+    devKafka: true,
+    serviceMonitors: true,
+    prometheusRules: true,
+  });
   const files = new Map<string, string[]>();
   for (const manifest of chart.toJson() as Manifest[]) {
     if (manifest.kind === 'CustomResourceDefinition') continue; // shipped in crds/

@@ -12,6 +12,7 @@ import { ApiObject, Chart, Duration, Include, Size, type ChartProps } from 'cdk8
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
+import { ALERTS } from './alerts.js';
 import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,6 +33,8 @@ export interface OrdersagaProps extends ChartProps {
   readonly devKafka: boolean;
   /** ServiceMonitors for the Prometheus Operator. */
   readonly serviceMonitors: boolean;
+  /** The alerts, as a PrometheusRule for the Prometheus Operator. */
+  readonly prometheusRules: boolean;
   readonly operator: {
     readonly mirrorMode: 'all' | 'failed' | 'sampled';
     readonly ttlSeconds: number;
@@ -48,6 +51,7 @@ export const DEFAULTS: OrdersagaProps = {
   topicReplicas: 1,
   devKafka: false,
   serviceMonitors: true,
+  prometheusRules: true,
   operator: { mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
 };
 
@@ -77,6 +81,14 @@ export class OrdersagaChart extends Chart {
     new Include(this, 'sagaorder-crd', { url: CRD_FILE });
     new Include(this, 'operator-rbac', { url: OPERATOR_RBAC_FILE });
     for (const component of COMPONENTS) this.component(component);
+    if (props.prometheusRules) {
+      new ApiObject(this, 'alerts', {
+        apiVersion: 'monitoring.coreos.com/v1',
+        kind: 'PrometheusRule',
+        metadata: { name: 'ordersaga-alerts', labels: { 'app.kubernetes.io/part-of': 'ordersaga' } },
+        spec: { groups: [{ name: 'ordersaga', rules: ALERTS }] },
+      });
+    }
   }
 
   private component(component: Component): void {

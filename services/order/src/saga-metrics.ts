@@ -82,16 +82,24 @@ export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>)
   }
 }
 
-/** Sagas not yet ended, as this replica sees the whole table. */
+/** Sagas not yet ended, and the age of the oldest, as this replica sees the whole table. */
 export function watchInFlight(table: StateView<SagaState>): void {
+  const inFlight = () => [...table.rows()].map(([, row]) => row.value).filter((saga) => !TERMINAL.has(saga.phase));
   new Gauge({
     name: 'ordersaga_sagas_in_flight',
     help: 'Sagas started and not yet ended (every replica sees all of them: aggregate with max)',
     registers,
     collect() {
-      let count = 0;
-      for (const [, row] of table.rows()) if (!TERMINAL.has(row.value.phase)) count++;
-      this.set(count);
+      this.set(inFlight().length);
+    },
+  });
+  new Gauge({
+    name: 'ordersaga_saga_oldest_in_flight_age_seconds',
+    help: 'Age of the oldest saga not yet ended (0 when none): what a stuck saga shows as',
+    registers,
+    collect() {
+      const oldest = Math.min(...inFlight().map((saga) => Date.parse(saga.placedAt)));
+      this.set(Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) / 1000 : 0);
     },
   });
 }
