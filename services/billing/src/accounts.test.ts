@@ -1,29 +1,12 @@
-import { StateTable, type AnyEnvelope, type Payload, type SagaTopic } from '@ordersaga/runtime';
+import { StateTable } from '@ordersaga/runtime';
+import { message as msg, NOW as now, runner } from '../../../tests/support/handlers.js';
 import { createBillingHandler, Ledger, type Payment } from './accounts.js';
 
-const now = new Date('2026-01-01T00:00:00Z');
 const later = now.getTime() + 60_000;
-const msg = <T extends SagaTopic>(type: T, orderId: string, payload: Payload<T>) =>
-  ({
-    id: `${type}-${orderId}`,
-    type,
-    version: 1,
-    orderId,
-    correlationId: 'c',
-    causationId: null,
-    timestamp: now.toISOString(),
-    payload,
-  }) as AnyEnvelope;
-
 function setup() {
   const table = new StateTable<Payment>();
   const ledger = new Ledger({ alice: 1_000 }, table);
-  const handle = createBillingHandler(ledger);
-  const run = (message: AnyEnvelope) => {
-    const decision = handle(message, table, { now });
-    for (const [key, value] of decision.put ?? []) table.write(key, value, 0);
-    return decision;
-  };
+  const run = runner(createBillingHandler(ledger), table);
   return { ledger, run };
 }
 

@@ -1,29 +1,11 @@
-import { StateTable, type AnyEnvelope, type Payload, type SagaTopic } from '@ordersaga/runtime';
+import { StateTable } from '@ordersaga/runtime';
+import { message as msg, NOW as now, runner } from '../../../tests/support/handlers.js';
 import { createStockHandler, Levels, type Reservation } from './inventory.js';
-
-const now = new Date('2026-01-01T00:00:00Z');
-const msg = <T extends SagaTopic>(type: T, orderId: string, payload: Payload<T>) =>
-  ({
-    id: `${type}-${orderId}`,
-    type,
-    version: 1,
-    orderId,
-    correlationId: 'c',
-    causationId: null,
-    timestamp: now.toISOString(),
-    payload,
-  }) as AnyEnvelope;
 
 function setup() {
   const table = new StateTable<Reservation>();
   const levels = new Levels({ INK: { quantity: 5, price: 250 } }, table);
-  const handle = createStockHandler(levels);
-  // Applies a decision the way the runtime does after a commit.
-  const run = (message: AnyEnvelope) => {
-    const decision = handle(message, table, { now });
-    for (const [key, value] of decision.put ?? []) table.write(key, value, 0);
-    return decision;
-  };
+  const run = runner(createStockHandler(levels), table);
   return { table, levels, run };
 }
 
