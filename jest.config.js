@@ -1,6 +1,7 @@
 /**
- * One jest run for the whole repository: unit tests next to the code (services/*\/src) and the
- * integration tests against a real Kafka broker (tests/) and a real kube-apiserver (k8s-tests/). ESM TypeScript through ts-jest;
+ * One jest run for the whole repository: unit tests next to the code (services/*\/src, operator/src,
+ * cdk8s/src) and the integration tests against a real Kafka broker (tests/) and a real
+ * kube-apiserver (k8s-tests/). ESM TypeScript through ts-jest;
  * workspace packages resolve to their sources so tests need no build of their own (the
  * integration tests start the built services, which `npm test` builds first).
  * @type {import('jest').Config}
@@ -18,6 +19,7 @@ export default {
   testMatch: [
     '<rootDir>/services/*/src/**/*.test.ts',
     '<rootDir>/operator/src/**/*.test.ts',
+    '<rootDir>/cdk8s/src/**/*.test.ts',
     '<rootDir>/tests/**/*.test.ts',
     '<rootDir>/k8s-tests/**/*.test.ts',
   ],

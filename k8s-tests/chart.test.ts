@@ -1,7 +1,7 @@
 /**
  * The Helm chart: lint-clean, renders with default and other values, valid for a real API server
- * with the Strimzi and Prometheus Operator CRDs, installs and uninstalls, and says the same as
- * the cdk8s model it is generated from.
+ * with the Strimzi and Prometheus Operator CRDs, installs and uninstalls, ships the Grafana
+ * dashboards, and says the same as the cdk8s model it is generated from.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,12 @@ import { ROOT, TestCluster } from './support/cluster.js';
 const CHART = join(ROOT, 'charts', 'ordersaga');
 const run = promisify(execFile);
 
-type Manifest = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: any };
+type Manifest = {
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+};
 const parse = (text: string) =>
   parseAllDocuments(text)
     .map((d) => d.toJS() as Manifest)
@@ -63,6 +68,8 @@ test('renders with default and with other values; both pass server-side validati
       'kafka.dev.enabled=true,kafka.cluster=dev,metrics.serviceMonitors=false,operator.mirrorMode=failed',
       '--set',
       'images.stock.repository=localhost/stock,images.stock.tag=abc@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+      '--set',
+      'tracing.endpoint=http://otel-collector.observability:4317,tracing.protocol=grpc,tracing.port=4317',
     ]),
   );
   const order = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'ordersaga-order')!;
@@ -84,6 +91,16 @@ test('renders with default and with other values; both pass server-side validati
   expect(
     (custom.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'ordersaga-operator') as any).data.MIRROR_MODE,
   ).toBe('failed');
+  // Traces: every component exports to the collector, and may reach its port.
+  for (const config of custom.filter(
+    (o) => o.kind === 'ConfigMap' && o.metadata.labels?.['app.kubernetes.io/component'],
+  ))
+    expect((config as any).data).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4317',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+    });
+  for (const policy of custom.filter((o) => o.kind === 'NetworkPolicy'))
+    expect(policy.spec.egress).toContainEqual({ ports: [{ protocol: 'TCP', port: 4317 }] });
 
   await cluster.kubectl(['create', 'namespace', 'shop']);
   await cluster.kubectl(['apply', '-f', join(CHART, 'crds')]);
@@ -113,6 +130,26 @@ test('helm install succeeds, kubectl get kafkatopics lists the topics, helm unin
   await cluster.kubectl(['get', 'crd', 'sagaorders.ordersaga.dev']);
 });
 
+test('Grafana dashboards: a ConfigMap per dashboard file for the sidecar, none when turned off', async () => {
+  const files = readdirSync(join(CHART, 'dashboards')).sort();
+  expect(files).toHaveLength(4);
+  const dashboards = (objects: Manifest[]) =>
+    objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1');
+  const rendered = dashboards(parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop'])));
+  expect(rendered.flatMap((c) => Object.keys(c.data!)).sort()).toEqual(files);
+  for (const configMap of rendered) {
+    expect(configMap.metadata.annotations).toEqual({ grafana_folder: 'ordersaga' });
+    expect(configMap.metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': 'shop' });
+    for (const [file, json] of Object.entries(configMap.data!)) {
+      expect(JSON.parse(json)).toEqual(JSON.parse(readFileSync(join(CHART, 'dashboards', file), 'utf8')));
+      // A ConfigMap holds 1 MiB, but `kubectl apply` also copies it into an annotation: 256 KiB.
+      expect(Buffer.byteLength(json)).toBeLessThan(256 * 1024);
+    }
+  }
+  const off = parse(await cluster.helm(['template', 'shop', CHART, '--set', 'metrics.grafanaDashboards=false']));
+  expect(dashboards(off)).toEqual([]);
+});
+
 /** Everything of release "saga" in its namespace, by the instance label Helm's labels put on it. */
 async function releaseObjects(): Promise<string[]> {
   const kinds =
@@ -134,11 +171,14 @@ test('the chart and the cdk8s model agree: the templates are what the model gene
   const fresh = mkdtempSync(join(tmpdir(), 'ordersaga-chart-'));
   cpSync(CHART, fresh, { recursive: true });
   await run(process.execPath, [join(ROOT, 'cdk8s', 'dist', 'helm.js')], { env: { ...process.env, CHART_DIR: fresh } });
-  for (const file of readdirSync(join(CHART, 'templates'))) {
-    expect({ file, text: readFileSync(join(fresh, 'templates', file), 'utf8') }).toEqual({
-      file,
-      text: readFileSync(join(CHART, 'templates', file), 'utf8'),
-    });
+  for (const dir of ['templates', 'dashboards']) {
+    expect(readdirSync(join(fresh, dir)).sort()).toEqual(readdirSync(join(CHART, dir)).sort());
+    for (const file of readdirSync(join(CHART, dir))) {
+      expect({ file, text: readFileSync(join(fresh, dir, file), 'utf8') }).toEqual({
+        file,
+        text: readFileSync(join(CHART, dir, file), 'utf8'),
+      });
+    }
   }
   // Same objects: the chart (dev Kafka and monitors on) and the model's synthesis.
   const outdir = mkdtempSync(join(tmpdir(), 'ordersaga-synth-'));

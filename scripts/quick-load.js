@@ -2,9 +2,13 @@
 // A quick load against a running stack (npm start): places N orders, C at a time, waits until
 // every saga has ended, and prints completed sagas/s and saga latency percentiles (from the
 // order's own timestamps: placed -> confirmed/failed). A figure to watch, not a benchmark.
+// With --rate, orders are placed at that pace (per second) instead of as fast as possible.
+// With --mix, some orders fail on purpose (every 10th by bob, who cannot pay: a compensation;
+// every 20th for SKU SOLD-OUT, which the catalogue does not hold), so dashboards show every
+// outcome.
 //
 //   node scripts/quick-load.js [--orders 500] [--concurrency 50] [--sku KB-001] [--customer alice]
-//     [--api http://127.0.0.1:3000]
+//     [--rate 50] [--mix] [--api http://127.0.0.1:3000]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
@@ -14,19 +18,32 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '50' },
     sku: { type: 'string', default: 'KB-001' },
     customer: { type: 'string', default: 'alice' },
+    rate: { type: 'string' },
+    mix: { type: 'boolean', default: false },
     api: { type: 'string', default: 'http://127.0.0.1:3000' },
   },
 });
 const total = Number(values.orders);
 const concurrency = Number(values.concurrency);
-const body = JSON.stringify({ customerId: values.customer, items: [{ sku: values.sku, quantity: 1 }] });
+const rate = values.rate === undefined ? Infinity : Number(values.rate);
+const bodyOf = (n) => {
+  const declined = values.mix && n % 10 === 9;
+  const outOfStock = values.mix && n % 20 === 4;
+  return JSON.stringify({
+    customerId: declined ? 'bob' : values.customer,
+    items: [{ sku: outOfStock ? 'SOLD-OUT' : values.sku, quantity: 1 }],
+  });
+};
 
 const started = Date.now();
 const ids = [];
 let next = 0;
 async function placer() {
   while (next < total) {
-    next++;
+    const n = next++;
+    const due = started + (n * 1000) / rate;
+    if (due > Date.now()) await sleep(due - Date.now());
+    const body = bodyOf(n);
     const response = await fetch(`${values.api}/orders`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -1,6 +1,7 @@
-// What the whole test run needs, once: the Kubernetes test tools (built from the Go module proxy
-// into the cache on the first run, then found there), and a Kafka broker — the one in
-// KAFKA_BROKERS, or one started by the project's own script (stopped by the global teardown).
+// What the whole test run needs, once: the Kubernetes test tools and the OpenTelemetry Collector
+// (built from the Go module proxy into the cache on the first run, then found there), and a Kafka
+// broker — the one in KAFKA_BROKERS, or one started by the project's own script (stopped by the
+// global teardown).
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export default async function globalSetup() {
   execFileSync(
     'bash',
-    [join(root, 'k8s-tests', 'scripts', 'build-tools.sh'), 'kubernetes', 'etcd', 'helm', 'skaffold'],
+    [join(root, 'k8s-tests', 'scripts', 'build-tools.sh'), 'kubernetes', 'etcd', 'helm', 'skaffold', 'otelcol'],
     {
       stdio: ['ignore', 'ignore', 'inherit'],
     },

@@ -12,7 +12,10 @@ export interface AlertRule {
 }
 
 /** A saga waits at most a step timeout plus a compensation timeout (15 s + 15 s by default). */
-const STUCK_AFTER_SECONDS = 120;
+export const STUCK_AFTER_SECONDS = 120;
+
+/** Messages waiting on one partition past which its consumer is said to fall behind. */
+export const LAGGING_AFTER_MESSAGES = 1000;
 
 export const ALERTS: readonly AlertRule[] = [
   {
@@ -38,7 +41,7 @@ export const ALERTS: readonly AlertRule[] = [
   },
   {
     alert: 'OrdersagaConsumerLag',
-    expr: 'max by (topic) (ordersaga_consumer_lag_messages) > 1000',
+    expr: `max by (topic) (ordersaga_consumer_lag_messages) > ${LAGGING_AFTER_MESSAGES}`,
     for: '5m',
     labels: { severity: 'warning' },
     annotations: {

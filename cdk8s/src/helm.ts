@@ -1,7 +1,9 @@
 /**
  * `npm run chart -w @ordersaga/cdk8s`: builds the Helm chart's templates from the cdk8s model,
  * so the chart has no list of services or topics of its own. Each object the model synthesizes
- * becomes a template; the settings a user tunes become Helm expressions on their fields.
+ * becomes a template; the settings a user tunes become Helm expressions on their fields. The
+ * Grafana dashboards become files (dashboards/<name>.json) that their ConfigMaps read with
+ * .Files: Grafana's own {{label}} templates stay out of the templates, and the JSON stays as is.
  * Chart.yaml, values.yaml, values.schema.json, _helpers.tpl and NOTES.txt are written by hand.
  */
 import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { basename, join } from 'node:path';
 import { App } from 'cdk8s';
 import { stringify } from 'yaml';
 import { COMPONENTS, type ComponentName } from './model.js';
+import { SIDECAR_LABEL } from './dashboards.js';
 import { CRD_FILE, DEFAULTS, OrdersagaChart } from './ordersaga-chart.js';
 
 type Manifest = {
@@ -67,6 +70,11 @@ function template(manifest: Manifest, holes: Hole[]): string {
 
 const componentOf = (m: Manifest) => m.metadata.labels?.['app.kubernetes.io/component'] as ComponentName | undefined;
 
+const isDashboard = (m: Manifest) => m.kind === 'ConfigMap' && m.metadata.labels?.[SIDECAR_LABEL] === '1';
+
+/** Where the chart keeps a dashboard's JSON, named as the key of its ConfigMap's data. */
+const DASHBOARDS_DIR = 'dashboards';
+
 function holesOf(m: Manifest): Hole[] {
   const c = componentOf(m);
   const values = `$.Values.components.${c}`;
@@ -86,10 +94,24 @@ function holesOf(m: Manifest): Hole[] {
     case 'Kafka':
       return [{ path: ['metadata', 'name'], expression: '$.Values.kafka.cluster' }];
     case 'ConfigMap':
+      if (isDashboard(m)) {
+        const [file] = Object.keys(m.data); // one dashboard per ConfigMap
+        return [
+          {
+            path: ['metadata', 'annotations', 'grafana_folder'],
+            expression: '$.Values.metrics.grafanaFolder | quote',
+          },
+          { path: ['data'], expression: `($.Files.Glob "${DASHBOARDS_DIR}/${file}").AsConfig`, block: true },
+        ];
+      }
       return [
         { path: ['data', 'KAFKA_BROKERS'], expression: '$.Values.kafka.bootstrap | quote' },
         { path: ['data', 'TOPIC_PARTITIONS'], expression: '$.Values.topics.partitions | quote' },
         { path: ['data', 'LOG_LEVEL'], expression: `${values}.logLevel | default "info" | quote` },
+        { path: ['data', 'OTEL_EXPORTER_OTLP_ENDPOINT'], expression: '$.Values.tracing.endpoint | quote' },
+        { path: ['data', 'OTEL_EXPORTER_OTLP_PROTOCOL'], expression: '$.Values.tracing.protocol | quote' },
+        { path: ['data', 'OTEL_TRACES_SAMPLER'], expression: '$.Values.tracing.sampler | quote' },
+        { path: ['data', 'OTEL_TRACES_SAMPLER_ARG'], expression: '$.Values.tracing.samplerArg | quote' },
         ...(c === 'operator'
           ? [
               { path: ['data', 'MIRROR_MODE'], expression: '$.Values.operator.mirrorMode | quote' },
@@ -122,6 +144,8 @@ function holesOf(m: Manifest): Hole[] {
           path: ['spec', 'egress', 0, 'to', 0, 'podSelector', 'matchLabels', 'strimzi.io/cluster'],
           expression: '$.Values.kafka.cluster | quote',
         },
+        // The third rule: the OTLP port of the trace collector.
+        { path: ['spec', 'egress', 2, 'ports', 0, 'port'], expression: '$.Values.tracing.port' },
       ];
     default:
       return [];
@@ -132,6 +156,7 @@ function holesOf(m: Manifest): Hole[] {
 function condition(m: Manifest): string | undefined {
   if (m.kind === 'ServiceMonitor') return '.Values.metrics.serviceMonitors';
   if (m.kind === 'PrometheusRule') return '.Values.metrics.prometheusRules';
+  if (isDashboard(m)) return '.Values.metrics.grafanaDashboards';
   if (m.kind === 'Kafka' || m.kind === 'KafkaNodePool') return '.Values.kafka.dev.enabled';
   return undefined;
 }
@@ -139,6 +164,7 @@ function condition(m: Manifest): string | undefined {
 function fileOf(m: Manifest): string {
   if (m.kind === 'KafkaTopic') return 'kafka-topics.yaml';
   if (m.kind === 'PrometheusRule') return 'alerts.yaml';
+  if (isDashboard(m)) return 'grafana-dashboards.yaml';
   if (m.kind === 'Kafka' || m.kind === 'KafkaNodePool') return 'dev-kafka.yaml';
   if (
     ['Role', 'RoleBinding'].includes(m.kind) ||
@@ -158,10 +184,14 @@ export function buildChart(chartDir: string): void {
     devKafka: true,
     serviceMonitors: true,
     prometheusRules: true,
+    grafanaDashboards: true,
   });
   const files = new Map<string, string[]>();
+  const dashboards = new Map<string, string>();
   for (const manifest of chart.toJson() as Manifest[]) {
     if (manifest.kind === 'CustomResourceDefinition') continue; // shipped in crds/
+    if (isDashboard(manifest))
+      for (const [file, json] of Object.entries<string>(manifest.data)) dashboards.set(file, json);
     const file = fileOf(manifest);
     const body = template(manifest, holesOf(manifest));
     const when = condition(manifest);
@@ -171,6 +201,10 @@ export function buildChart(chartDir: string): void {
   for (const old of readdirSync(templates).filter((f) => f.endsWith('.yaml'))) rmSync(join(templates, old));
   for (const [file, docs] of files)
     writeFileSync(join(templates, file), HEADER + docs.map((d) => `---\n${d}`).join(''));
+  const dashboardsDir = join(chartDir, DASHBOARDS_DIR);
+  rmSync(dashboardsDir, { recursive: true, force: true });
+  mkdirSync(dashboardsDir);
+  for (const [file, json] of dashboards) writeFileSync(join(dashboardsDir, file), json);
   mkdirSync(join(chartDir, 'crds'), { recursive: true });
   copyFileSync(CRD_FILE, join(chartDir, 'crds', basename(CRD_FILE)));
 }

@@ -2,8 +2,8 @@
  * The ordersaga deployment as one cdk8s chart: per component a Deployment, Service,
  * ServiceAccount, ConfigMap, PodDisruptionBudget, NetworkPolicy and ServiceMonitor; a Strimzi
  * KafkaTopic per topic and a KafkaUser per component with ACLs for exactly its topics, groups
- * and transactional ids; the SagaOrder CRD and the controller's RBAC; optionally a one-node
- * KRaft Kafka for a dev cluster.
+ * and transactional ids; the SagaOrder CRD and the controller's RBAC; the alerts and the Grafana
+ * dashboards; optionally a one-node KRaft Kafka for a dev cluster.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,7 @@ import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
 import { ALERTS } from './alerts.js';
+import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
 import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -35,6 +36,20 @@ export interface OrdersagaProps extends ChartProps {
   readonly serviceMonitors: boolean;
   /** The alerts, as a PrometheusRule for the Prometheus Operator. */
   readonly prometheusRules: boolean;
+  /** The Grafana dashboards, as ConfigMaps for kube-prometheus-stack's Grafana sidecar. */
+  readonly grafanaDashboards: boolean;
+  /**
+   * Where every component sends its traces (OTLP): the OpenTelemetry SDK's own variables. An
+   * empty endpoint exports nothing; trace ids still go from request to messages to logs.
+   */
+  readonly tracing: {
+    readonly endpoint: string;
+    readonly protocol: 'http/protobuf' | 'http/json' | 'grpc';
+    /** The collector's port, opened in the NetworkPolicies' egress. */
+    readonly port: number;
+    readonly sampler: string;
+    readonly samplerArg: string;
+  };
   readonly operator: {
     readonly mirrorMode: 'all' | 'failed' | 'sampled';
     readonly ttlSeconds: number;
@@ -52,10 +67,13 @@ export const DEFAULTS: OrdersagaProps = {
   devKafka: false,
   serviceMonitors: true,
   prometheusRules: true,
+  grafanaDashboards: true,
+  tracing: { endpoint: '', protocol: 'http/protobuf', port: 4318, sampler: 'parentbased_always_on', samplerArg: '' },
   operator: { mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
 };
 
 const STRIMZI = 'kafka.strimzi.io/v1';
+const GRAFANA_FOLDER = 'ordersaga';
 const appName = (c: ComponentName) => `ordersaga-${c}`;
 
 export class OrdersagaChart extends Chart {
@@ -89,6 +107,24 @@ export class OrdersagaChart extends Chart {
         spec: { groups: [{ name: 'ordersaga', rules: ALERTS }] },
       });
     }
+    if (props.grafanaDashboards) this.grafanaDashboards();
+  }
+
+  /**
+   * One ConfigMap per dashboard, labelled for the sidecar. grafana_folder names the Grafana folder
+   * for a sidecar configured with `folderAnnotation: grafana_folder`; others ignore it.
+   */
+  private grafanaDashboards(): void {
+    for (const { name, model } of DASHBOARDS) {
+      new kplus.k8s.KubeConfigMap(this, `dashboard-${name}`, {
+        metadata: {
+          name: `ordersaga-dashboard-${name}`,
+          labels: { 'app.kubernetes.io/part-of': 'ordersaga', [SIDECAR_LABEL]: '1' },
+          annotations: { grafana_folder: GRAFANA_FOLDER },
+        },
+        data: { [`${name}.json`]: dashboardJson(model) },
+      });
+    }
   }
 
   private component(component: Component): void {
@@ -113,6 +149,10 @@ export class OrdersagaChart extends Chart {
         HOST: '0.0.0.0',
         PORT: String(component.port),
         LOG_LEVEL: 'info',
+        OTEL_EXPORTER_OTLP_ENDPOINT: props.tracing.endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL: props.tracing.protocol,
+        OTEL_TRACES_SAMPLER: props.tracing.sampler,
+        OTEL_TRACES_SAMPLER_ARG: props.tracing.samplerArg,
         ...(component.name === 'operator'
           ? {
               MIRROR_MODE: props.operator.mirrorMode,
@@ -148,6 +188,11 @@ export class OrdersagaChart extends Chart {
           envVariables: {
             // Stable per pod: keys the transactional ids, so a restarted pod fences its predecessor.
             INSTANCE_ID: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
+            POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE),
+            // Where a span comes from; service.name (ordersaga-<component>) is the runtime's.
+            OTEL_RESOURCE_ATTRIBUTES: kplus.EnvValue.fromValue(
+              'k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(INSTANCE_ID)',
+            ),
             KAFKA_SASL_PASSWORD: kplus.EnvValue.fromSecretValue({
               secret: kplus.Secret.fromSecretName(this, `${name}-kafka-secret`, name),
               key: 'password',
@@ -224,6 +269,8 @@ export class OrdersagaChart extends Chart {
         ],
       },
     ];
+    // Traces, to the OpenTelemetry Collector wherever it runs.
+    egress.push({ ports: [{ protocol: 'TCP', port: this.props.tracing.port }] });
     if (component.egress.includes('kube-apiserver')) {
       egress.push({
         ports: [

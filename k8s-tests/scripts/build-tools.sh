@@ -6,9 +6,12 @@
 #   etcd                     go.etcd.io/etcd/server/v3 (Go module proxy, helper module; NOT Debian's etcd-server)
 #   helm                     helm.sh/helm/v3/cmd/helm  (go install)
 #   skaffold                 github.com/GoogleContainerTools/skaffold/v2 (helper module; only on request)
+#   otelcol                  an OpenTelemetry Collector: go.opentelemetry.io/collector/otelcol with the
+#                            OTLP receiver and contrib's file exporter (helper module; only on request)
 #
-# Usage: build-tools.sh [kubernetes|etcd|helm|skaffold]...   (no argument: kubernetes etcd helm,
-# the tools the tests need; skaffold, which checks skaffold.yaml, is built only when named)
+# Usage: build-tools.sh [kubernetes|etcd|helm|skaffold|otelcol]...   (no argument: kubernetes etcd
+# helm; skaffold, which checks skaffold.yaml, and otelcol, which receives the services' traces in
+# tests/tracing.test.ts, are built only when named)
 #
 # No internet is needed beyond the Go module proxy. Everything Go downloads or compiles is kept
 # in the same cache (GOMODCACHE/GOCACHE under k8s-tools/), so a fresh checkout rebuilds nothing
@@ -298,12 +301,122 @@ build_skaffold() {
   log "skaffold v$v: built in $(secs "$t") -> $final/skaffold"
 }
 
+############################################################################ otelcol
+# The collector, as the collector builder (ocb) would generate it, with only what the tests use:
+# the OTLP receiver, the batch processor and the file exporter (OTLP JSON, one request a line).
+# The contrib modules are released with the core 0.x modules of the same version; the core 1.x
+# modules (confmap providers) in the version otelcol@v$OTELCOL_VERSION itself requires.
+# First build on 2 cores: 2 minutes from empty caches (downloads included), 1 minute after the
+# Kubernetes tools (gRPC, protobuf and the like already compiled in the shared GOCACHE).
+build_otelcol() {
+  local v="$OTELCOL_VERSION" final="$K8S_TOOLS_DIR/otelcol-v$OTELCOL_VERSION"
+  local core=go.opentelemetry.io/collector contrib=github.com/open-telemetry/opentelemetry-collector-contrib
+  if [ -x "$final/otelcol" ]; then log "otelcol v$v: already built, skipping"; return; fi
+
+  log "otelcol v$v: downloading $core/otelcol@v$v and the components (module proxy)..."
+  local json gomod goline stable t0; t0=$(date +%s)
+  json="$(download "$core/otelcol@v$v")" || exit 1
+  gomod="$(field GoMod <<<"$json")"
+  [ -f "$gomod" ] || die "no go.mod for $core/otelcol@v$v"
+  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  stable="$(awk '$1 == "go.opentelemetry.io/collector/confmap" { print $2; exit }' "$gomod")"
+  [ -n "$stable" ] || die "otelcol v$v: its go.mod requires no go.opentelemetry.io/collector/confmap"
+
+  local mod; mod="$(newtmp otelcol-module)"
+  (
+    cd "$mod"
+    go mod init ordersaga.local/k8s-tools/otelcol >/dev/null 2>&1
+    go mod edit -go="$goline"
+    cat >main.go <<GO
+// Program otelcol is an OpenTelemetry Collector for the ordersaga tests, written by
+// k8s-tests/scripts/build-tools.sh the way the collector builder (ocb) writes one.
+package main
+
+import (
+	"os"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/batchprocessor"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+	"$contrib/exporter/fileexporter"
+)
+
+func components() (otelcol.Factories, error) {
+	factories := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
+	var err error
+	if factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](otlpreceiver.NewFactory()); err != nil {
+		return otelcol.Factories{}, err
+	}
+	if factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](batchprocessor.NewFactory()); err != nil {
+		return otelcol.Factories{}, err
+	}
+	if factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](fileexporter.NewFactory()); err != nil {
+		return otelcol.Factories{}, err
+	}
+	if factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](); err != nil {
+		return otelcol.Factories{}, err
+	}
+	if factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](); err != nil {
+		return otelcol.Factories{}, err
+	}
+	return factories, nil
+}
+
+func main() {
+	settings := otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{
+			Command:     "otelcol",
+			Description: "OpenTelemetry Collector for the ordersaga tests (OTLP in, OTLP JSON file out)",
+			Version:     "$v",
+		},
+		Factories: components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				ProviderFactories: []confmap.ProviderFactory{envprovider.NewFactory(), fileprovider.NewFactory()},
+			},
+		},
+	}
+	// cobra has printed the error already.
+	if err := otelcol.NewCommand(settings).Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+GO
+    # Resolves every collector module to what these components require (as ocb's go mod tidy
+    # does; tidy itself also wants the modules their tests import, and the proxy refuses one:
+    # contrib's otlpencodingextension v0.162.0).
+    quiet go get "$core/otelcol@v$v" "$core/receiver/otlpreceiver@v$v" "$core/processor/batchprocessor@v$v" \
+      "$core/service@v$v" "$contrib/exporter/fileexporter@v$v" \
+      "$core/confmap/provider/envprovider@$stable" "$core/confmap/provider/fileprovider@$stable"
+  ) || die "could not set up the helper module for otelcol v$v (see above)"
+  log "otelcol v$v: helper module ready in $(secs $(($(date +%s) - t0))): go $goline, core v$v and $stable"
+
+  local out t; out="$(newtmp otelcol)"
+  log "otelcol v$v: building..."
+  t0=$(date +%s)
+  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$out/otelcol" .) || die "go build of otelcol v$v failed"
+  t=$(( $(date +%s) - t0 ))
+  check_output "otelcol version $v" "$out/otelcol" --version
+  install_dir "$out" "$final"
+  log "otelcol v$v: built in $(secs "$t") -> $final/otelcol"
+}
+
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd helm)
 for tool in "${tools[@]}"; do
   case "$tool" in
-    kubernetes|etcd|helm|skaffold) ;;
-    *) die "unknown tool '$tool' (kubernetes, etcd, helm, skaffold)" ;;
+    kubernetes|etcd|helm|skaffold|otelcol) ;;
+    *) die "unknown tool '$tool' (kubernetes, etcd, helm, skaffold, otelcol)" ;;
   esac
 done
 
@@ -319,5 +432,6 @@ for tool in "${tools[@]}"; do
     etcd) printf '%-15s v%-8s %s\n' etcd "$ETCD_VERSION" "$K8S_TOOLS_DIR/etcd-v$ETCD_VERSION/etcd" ;;
     helm) printf '%-15s v%-8s %s\n' helm "$HELM_VERSION" "$K8S_TOOLS_DIR/helm-v$HELM_VERSION/helm" ;;
     skaffold) printf '%-15s v%-8s %s\n' skaffold "$SKAFFOLD_VERSION" "$K8S_TOOLS_DIR/skaffold-v$SKAFFOLD_VERSION/skaffold" ;;
+    otelcol) printf '%-15s v%-8s %s\n' otelcol "$OTELCOL_VERSION" "$K8S_TOOLS_DIR/otelcol-v$OTELCOL_VERSION/otelcol" ;;
   esac
 done

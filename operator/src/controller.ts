@@ -46,6 +46,8 @@ const reconciles = new Counter({
   labelNames: ['result'] as const,
   registers: [runtimeMetrics.registry],
 });
+// At 0 from the start, so the first of each shows in increase() and rate().
+for (const result of ['placed', 'written', 'skipped', 'expired']) reconciles.inc({ result }, 0);
 const mirrorLag = new Histogram({
   name: 'ordersaga_operator_mirror_lag_seconds',
   help: 'Time from a saga change to its SagaOrder status write',

@@ -10,6 +10,7 @@ import {
   main,
   Publisher,
   runtimeConfig,
+  startTelemetry,
   StateLog,
   StateTable,
   TopicNamer,
@@ -28,6 +29,7 @@ const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount
 main(async () => {
   const config = runtimeConfig('operator', HTTP_PORTS.operator);
   const log = createLogger('operator');
+  const telemetry = await startTelemetry('operator', config.instanceId, log);
   const mirrorMode = envString('MIRROR_MODE', 'all');
   if (!Value.Check(Type.Union([Type.Literal('all'), Type.Literal('failed'), Type.Literal('sampled')]), mirrorMode)) {
     throw new Error(`MIRROR_MODE must be all, failed or sampled, got "${mirrorMode}"`);
@@ -94,6 +96,7 @@ main(async () => {
         await controller.stop();
         await leader.stop();
         await Promise.all([publisher.disconnect(), placed.stop(), stateLog.stop(), admin.disconnect()]);
+        await telemetry.shutdown();
         process.exit(0);
       })().catch((err) => {
         log.error({ err }, 'unclean shutdown');

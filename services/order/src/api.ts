@@ -28,7 +28,7 @@ const PlaceOrderHeaders = Type.Object({
   traceparent: Type.Optional(
     Type.String({
       pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$',
-      description: 'W3C trace context of the caller',
+      description: 'W3C trace context of the caller: the order is traced in its trace',
     }),
   ),
 });
@@ -136,7 +136,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         request.id,
       );
       try {
-        await publisher.publish(placed, request.headers.traceparent);
+        await publisher.publish(placed);
       } catch (err) {
         request.log.error({ err, orderId }, 'could not publish order.placed');
         return reply.code(503).send({
@@ -160,7 +160,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         if (accepted.size >= ACCEPTED_MAX) accepted.delete(accepted.keys().next().value!);
         accepted.set(orderId, pending);
       }
-      request.log.info({ orderId, correlationId: pending.correlationId }, 'order placed');
+      request.log.info({ orderId }, 'order placed');
       return reply.code(202).header('location', `/orders/${orderId}`).send(pending);
     },
   );

@@ -1,6 +1,8 @@
 /**
  * Binds the order saga to the runtime: Kafka messages and the clock in, state rows and
  * commands out. Saga state lives in `order.state`, committed with the commands it leads to.
+ * Each transition is traced as the span the engine describes, in the order's trace: a timeout
+ * continues it from the span of the last message the saga handled (kept in its state).
  */
 import {
   reply,
@@ -14,16 +16,19 @@ import {
   type StateTable,
   type StateView,
   type Tick,
+  type TickDecision,
 } from '@ordersaga/runtime';
 import { SagaEngine, type SagaTimeouts, type Transition } from './saga/engine.js';
 import { orderSaga } from './saga/order-saga.js';
 
 type Cause = Pick<Envelope, 'id' | 'orderId' | 'correlationId'>;
 
-function toDecision(transition: Transition, cause: Cause, now: Date): Decision<SagaState> {
+function toDecision(transition: Transition, cause: Cause, now: Date, traceparent?: string): Decision<SagaState> {
+  const state = traceparent ? { ...transition.state, traceparent } : transition.state;
   return {
-    put: [[transition.state.orderId, transition.state]],
+    put: [[state.orderId, state]],
     send: transition.send.map((c) => reply(cause, c.type, c.payload, now)),
+    span: transition.span,
   };
 }
 
@@ -67,18 +72,17 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
     const saga = state.get(message.orderId);
     if (message.type === 'order.placed') {
       // A placed order seen again (retry, replay, same Idempotency-Key) starts nothing new.
-      return saga ? {} : toDecision(start(message, context), message, context.now);
+      return saga ? {} : toDecision(start(message, context), message, context.now, context.traceparent);
     }
     if (!saga) throw new Error(`${message.type} for order ${message.orderId}, which has no saga`);
     const transition = engine.onReply(saga, message, context.now);
-    return transition ? toDecision(transition, message, context.now) : {};
+    return transition ? toDecision(transition, message, context.now, context.traceparent) : {};
   };
 
   const tick: Tick<SagaState> = {
     everyMs: tickMs,
     run: (state, owns, now) => {
-      const put: Array<[string, SagaState]> = [];
-      const send: NonNullable<Decision<SagaState>['send']>[number][] = [];
+      const decisions: Array<TickDecision<SagaState>> = [];
       for (const [orderId, deadline] of deadlines) {
         if (deadline > now.getTime()) continue;
         const row = table.row(orderId);
@@ -87,11 +91,9 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
         const transition = engine.onTimeout(saga, now);
         if (!transition) continue;
         const cause = { id: `timeout:${saga.step}:${orderId}`, orderId, correlationId: saga.correlationId };
-        const decision = toDecision(transition, cause, now);
-        put.push(...(decision.put ?? []).map(([k, v]) => [k, v] as [string, SagaState]));
-        send.push(...(decision.send ?? []));
+        decisions.push({ ...toDecision(transition, cause, now), traceparent: saga.traceparent });
       }
-      return { put, send };
+      return decisions;
     },
   };
 

@@ -45,10 +45,18 @@ const timeouts = new Counter({
 });
 
 const COMPENSATIONS = new Set(orderSaga.steps.flatMap((s) => (s.compensation ? [s.compensation.name] : [])));
+const FAILURE_REASONS = ['out_of_stock', 'payment_declined', 'timeout', 'other'] as const;
+type Reason = (typeof FAILURE_REASONS)[number] | 'none';
+
+// Every series at 0 from the start: a counter first seen at 1 shows no increase() or rate().
+finished.inc({ outcome: 'confirmed', reason: 'none' }, 0);
+for (const reason of FAILURE_REASONS) finished.inc({ outcome: 'failed', reason }, 0);
+for (const compensation of COMPENSATIONS) compensations.inc({ compensation }, 0);
+for (const step of [...orderSaga.steps.map((s) => s.name), ...COMPENSATIONS]) timeouts.inc({ step }, 0);
 const seconds = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.parse(from)) / 1000;
 
 /** The failure reason as a label: a small fixed set, never the free text. */
-function reasonOf(saga: SagaState): string {
+function reasonOf(saga: SagaState): Reason {
   if (saga.phase === 'CONFIRMED') return 'none';
   if (saga.failure?.timedOut) return 'timeout';
   return saga.failure?.step === 'reserveStock'

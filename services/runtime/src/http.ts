@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Logger } from './context.js';
+import type { Span } from '@opentelemetry/api';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { withContext, type Logger } from './context.js';
 import { httpRequestDuration, registry } from './metrics.js';
+import { markFailed, spanTraceId, startServerSpan, withSpan } from './tracing.js';
+
+/** Probes and scrapes: every few seconds, worth neither an access-log line nor a trace. */
+const ROUTINE = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * The HTTP server every service has: liveness (/healthz), readiness (/readyz: state loaded and
  * consuming) and Prometheus metrics (/metrics). Services add their routes as fastify plugins.
+ * Each other request is traced in a server span that continues the caller's `traceparent`, and
+ * its handler's log lines carry the trace id.
  */
 export function createHttpServer(log: Logger, isReady: () => boolean): FastifyInstance {
   const app = Fastify({
@@ -26,7 +33,36 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
       reply.elapsedTime / 1000,
     );
   });
-  // Probes and scrapes come every few seconds: not worth an access-log line each.
+  const spans = new WeakMap<FastifyRequest, Span>();
+  app.addHook('onRequest', async (request) => {
+    const route = request.routeOptions.url;
+    if (route && ROUTINE.has(route)) return;
+    const { method, headers, id: correlationId } = request;
+    spans.set(request, startServerSpan({ method, route, path: request.url.split('?')[0]!, headers, correlationId }));
+  });
+  // After the body is parsed (which runs outside the request's async context), so that the
+  // handler and all it awaits run with the span active, and log with its trace id (the
+  // correlation id is the request logger's already).
+  app.addHook('preHandler', (request, _reply, done) => {
+    const span = spans.get(request);
+    if (!span) return done();
+    withSpan(span, () => withContext({ traceId: spanTraceId(span) }, done));
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const span = spans.get(request);
+    if (!span) return;
+    span.setAttribute('http.response.status_code', reply.statusCode);
+    if (reply.statusCode >= 500) {
+      markFailed(span, new Error(`HTTP ${reply.statusCode}`), { 'error.type': String(reply.statusCode) });
+    }
+    span.end();
+  });
+  app.addHook('onRequestAbort', async (request) => {
+    const span = spans.get(request);
+    if (!span) return;
+    markFailed(span, new Error('request aborted by the client'));
+    span.end();
+  });
   const quiet = { logLevel: 'warn' as const };
   app.get('/healthz', quiet, async () => ({ status: 'ok' }));
   app.get('/readyz', quiet, async (_req, reply) => {

@@ -13,5 +13,6 @@ export * from './retry.js';
 export * from './service.js';
 export * from './state-log.js';
 export * from './state-table.js';
+export * from './telemetry.js';
 export * from './topics.js';
 export * from './tracing.js';

@@ -25,12 +25,19 @@ export const transactionDuration = new Histogram({
   registers: [registry],
 });
 
+/** What a retry is of: a transaction's commit, or a handler's side effect (e.g. a webhook). */
+export const RETRIED_OPERATIONS = ['commit', 'effect'] as const;
+
 export const retries = new Counter({
   name: 'ordersaga_retries_total',
   help: 'Retries of transient failures, by operation',
   labelNames: ['operation'] as const,
   registers: [registry],
 });
+
+/** Why a message went to a dead-letter topic. */
+export const DEAD_LETTER_KINDS = ['poison', 'handler-error', 'effect-failed'] as const;
+export type DeadLetterKind = (typeof DEAD_LETTER_KINDS)[number];
 
 export const deadLetters = new Counter({
   name: 'ordersaga_dead_letters_total',
@@ -53,3 +60,16 @@ export const httpRequestDuration = new Histogram({
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   registers: [registry],
 });
+
+/**
+ * Creates at 0 the series a service counts for the topics it consumes. A counter whose series
+ * first appears at 1 has no earlier sample for increase() and rate() to compare with: the first
+ * dead letter would raise no alert and draw no line.
+ */
+export function initialiseSeries(consumedTopics: readonly string[]): void {
+  for (const operation of RETRIED_OPERATIONS) retries.inc({ operation }, 0);
+  for (const topic of consumedTopics) {
+    messagesConsumed.inc({ topic }, 0);
+    for (const kind of DEAD_LETTER_KINDS) deadLetters.inc({ topic, kind }, 0);
+  }
+}

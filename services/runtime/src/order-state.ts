@@ -30,6 +30,8 @@ export interface SagaState {
   readonly idempotencyKey?: string;
   readonly correlationId: string;
   readonly traceId?: string;
+  /** W3C traceparent of the span that last handled a message of the saga: a timeout continues there. */
+  readonly traceparent?: string;
   readonly phase: Phase;
   /** The step (or compensation) whose reply is awaited; null when nothing is. */
   readonly step: string | null;

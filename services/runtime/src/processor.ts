@@ -12,8 +12,11 @@
  *   next one (group commit);
  * - retries a failed commit with backoff, undoing the state writes first;
  * - runs the service's periodic tick (saga timeouts) through the same path;
+ * - traces each message in a consumer span (tracing.ts), child of the span that sent it, and
+ *   each message it sends in a producer span, ended when the transaction commits;
  * - on SIGTERM, finishes the batch in hand, commits and leaves the group.
  */
+import { trace, type Span } from '@opentelemetry/api';
 import {
   Partitioners,
   type Admin,
@@ -31,16 +34,29 @@ import type { AnyEnvelope } from './messages.js';
 import {
   consumerLag,
   deadLetters,
+  initialiseSeries,
   messagesConsumed,
   messagesProduced,
   retries,
   transactionDuration,
+  type DeadLetterKind,
 } from './metrics.js';
 import { DEFAULT_BACKOFF, retry, type BackoffPolicy } from './retry.js';
 import { StateLog, type StoredRow } from './state-log.js';
 import type { StateTable, StateView } from './state-table.js';
 import { deadLetterTopicOf, topicsConsumedBy, type SagaTopic, type ServiceName, type StateTopic } from './topics.js';
-import { inConsumerSpan, traceHeaders, traceIdOf, TRACEPARENT } from './tracing.js';
+import {
+  activeTraceparent,
+  endSpans,
+  envelopeAttributes,
+  inConsumerSpan,
+  inTraceOf,
+  inWorkSpan,
+  markFailed,
+  startProducerSpan,
+  traceIdOf,
+  type WorkSpan,
+} from './tracing.js';
 
 /** A side effect outside Kafka (a webhook call): run before the commit, at least once. */
 export interface Effect {
@@ -53,20 +69,27 @@ export interface Decision<V> {
   readonly put?: ReadonlyArray<readonly [key: string, value: V]>;
   readonly send?: ReadonlyArray<Outgoing>;
   readonly effects?: ReadonlyArray<Effect>;
+  /** A span of its own for this work, child of the message's; what it sends is sent from it. */
+  readonly span?: WorkSpan;
 }
 
 export interface HandlerContext {
   readonly now: Date;
   /** Trace id of the message being handled, when it carries one. */
   readonly traceId?: string;
+  /** W3C traceparent of the span handling the message: later work on it continues from there. */
+  readonly traceparent?: string;
 }
 
 export type Handler<V> = (message: AnyEnvelope, state: StateView<V>, context: HandlerContext) => Decision<V>;
 
+/** What a tick decides for one of its rows, in the trace of `traceparent` when it has one. */
+export type TickDecision<V> = Decision<V> & { readonly traceparent?: string };
+
 /** Work not started by a message: it sees only the rows of partitions this replica owns. */
 export interface Tick<V> {
   readonly everyMs: number;
-  run(state: StateView<V>, owns: (partition: number) => boolean, now: Date): Decision<V>;
+  run(state: StateView<V>, owns: (partition: number) => boolean, now: Date): ReadonlyArray<TickDecision<V>>;
 }
 
 export interface ProcessorOptions<V> {
@@ -99,12 +122,10 @@ interface Pending<V> {
   readonly messages: Map<string, Message[]>;
   readonly undo: Array<() => void>;
   readonly changes: Array<RowChange<V>>;
-  /** Counted in metrics once committed. */
-  readonly produced: SagaTopic[];
+  /** Counted in metrics, and their spans ended, once committed. */
+  readonly produced: Array<{ topic: SagaTopic; span: Span }>;
   readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }>;
 }
-
-type DeadLetterKind = 'poison' | 'handler-error' | 'effect-failed';
 
 /** Work for the next transaction: a consumed batch, or a clock tick. */
 type WorkItem<V> =
@@ -169,6 +190,7 @@ export class Processor<V> {
       }),
     );
     this.stateLog = new StateLog(kafka, options.admin, namer, options.stateTopic, options.table, service, this.log);
+    initialiseSeries(topicsConsumedBy(service));
   }
 
   /** True once the state is loaded and the consumer runs. */
@@ -293,10 +315,14 @@ export class Processor<V> {
           );
         } catch (err) {
           for (const undo of pending.undo.reverse()) undo();
+          endSpans(
+            pending.produced.map((p) => p.span),
+            err,
+          );
           throw err;
         }
         this.options.table.commit();
-        this.countCommitted(pending);
+        this.committed(pending);
         this.options.onCommitted?.(pending.changes);
       },
       this.backoff,
@@ -317,25 +343,35 @@ export class Processor<V> {
 
   private async processMessage(topic: SagaTopic, partition: number, message: KafkaMessage, pending: Pending<V>) {
     const headers = headersToStrings(message.headers);
-    let envelope: AnyEnvelope;
-    try {
-      envelope = decode(topic, message.value);
-    } catch (err) {
-      this.deadLetter(topic, partition, message, headers, 'poison', err, pending);
-      return;
-    }
-    const traceparent = headers[TRACEPARENT];
-    const context = {
-      correlationId: envelope.correlationId,
-      orderId: envelope.orderId,
-      messageId: envelope.id,
-      traceId: traceIdOf(traceparent),
+    const record = {
+      topic,
+      destination: this.options.namer.physical(topic),
+      key: message.key?.toString('utf8'),
+      partition,
+      offset: message.offset,
+      consumerGroup: this.groupId,
     };
-    await withContext(context, () =>
-      inConsumerSpan(`${topic} process`, headers, async () => {
+    await inConsumerSpan(record, headers, async (span) => {
+      let envelope: AnyEnvelope;
+      try {
+        envelope = decode(topic, message.value);
+      } catch (err) {
+        this.deadLetter(topic, partition, message, headers, 'poison', err, pending);
+        return;
+      }
+      span.setAttributes(envelopeAttributes(envelope));
+      const now = new Date();
+      const traceparent = activeTraceparent();
+      const context = {
+        correlationId: envelope.correlationId,
+        orderId: envelope.orderId,
+        messageId: envelope.id,
+        traceId: traceIdOf(traceparent),
+      };
+      await withContext(context, async () => {
         let decision: Decision<V>;
         try {
-          decision = this.options.handle(envelope, this.options.table, { now: new Date(), traceId: context.traceId });
+          decision = this.options.handle(envelope, this.options.table, { now, traceId: context.traceId, traceparent });
         } catch (err) {
           // Handlers are pure: what throws once throws every time.
           this.deadLetter(topic, partition, message, headers, 'handler-error', err, pending);
@@ -355,31 +391,39 @@ export class Processor<V> {
             this.deadLetter(topic, partition, message, headers, 'effect-failed', err, pending, effect.description);
           }
         }
-        this.stage(decision, () => partition, pending, traceparent);
-      }),
-    );
+        this.stage(decision, () => partition, pending, now);
+      });
+    });
   }
 
-  /** Timeouts and other clock work: sees only the rows of partitions this replica owns. */
+  /**
+   * Timeouts and other clock work: sees only the rows of partitions this replica owns. Each of
+   * its decisions continues the trace of the row it is about.
+   */
   private stageTick(tick: Tick<V>, pending: Pending<V>): void {
     if (!this.running || this.owned.size === 0) return;
     const owned = this.owned;
-    const decision = tick.run(this.options.table, (p) => owned.has(p), new Date());
+    const now = new Date();
     const partitionOf = (key: string) => {
       const partition = this.options.table.row(key)?.partition;
       if (partition === undefined) throw new Error(`tick wrote key ${key}, which has no row`);
       return partition;
     };
-    this.stage(decision, partitionOf, pending, undefined);
+    for (const decision of tick.run(this.options.table, (p) => owned.has(p), now)) {
+      inTraceOf(decision.traceparent, () => this.stage(decision, partitionOf, pending, now));
+    }
   }
 
-  /** Applies a decision to the table (undoably) and queues what it sends. */
-  private stage(
-    decision: Decision<V>,
-    partitionOf: (key: string) => number,
-    pending: Pending<V>,
-    traceparent: string | undefined,
-  ): void {
+  /**
+   * Applies a decision to the table (undoably) and queues what it sends, each message in a
+   * producer span; in the decision's own span when it has one, started when its work did.
+   */
+  private stage(decision: Decision<V>, partitionOf: (key: string) => number, pending: Pending<V>, startedAt: Date) {
+    if (decision.span) inWorkSpan(decision.span, startedAt, () => this.queueDecision(decision, partitionOf, pending));
+    else this.queueDecision(decision, partitionOf, pending);
+  }
+
+  private queueDecision(decision: Decision<V>, partitionOf: (key: string) => number, pending: Pending<V>): void {
     const { namer, stateTopic, table } = this.options;
     for (const [key, value] of decision.put ?? []) {
       const before = table.get(key);
@@ -394,23 +438,30 @@ export class Processor<V> {
       });
     }
     for (const out of decision.send ?? []) {
-      this.queueMessage(pending, namer.physical(out.topic), {
+      const destination = namer.physical(out.topic);
+      const { span, headers } = startProducerSpan(
+        { topic: out.topic, destination, key: out.envelope.orderId },
+        envelopeAttributes(out.envelope),
+      );
+      this.queueMessage(pending, destination, {
         key: out.envelope.orderId,
         value: encode(out.envelope),
         headers: {
-          ...traceHeaders(traceparent),
+          ...headers,
           'message-id': out.envelope.id,
           'message-type': out.envelope.type,
           'correlation-id': out.envelope.correlationId,
         },
       });
-      pending.produced.push(out.topic);
+      pending.produced.push({ topic: out.topic, span });
     }
   }
 
-  private countCommitted(pending: Pending<V>): void {
-    for (const topic of pending.produced) messagesProduced.inc({ topic });
+  /** Counts what a transaction committed, and ends the spans of the messages it sent. */
+  private committed(pending: Pending<V>): void {
+    for (const { topic } of pending.produced) messagesProduced.inc({ topic });
     for (const { topic, kind } of pending.deadLettered) deadLetters.inc({ topic, kind });
+    endSpans(pending.produced.map((p) => p.span));
   }
 
   private deadLetter(
@@ -425,6 +476,8 @@ export class Processor<V> {
   ): void {
     const reason = `${what ? `${what}: ` : ''}${error instanceof Error ? error.message : String(error)}`;
     const dlt = deadLetterTopicOf(topic);
+    const span = trace.getActiveSpan();
+    if (span) markFailed(span, error, { 'ordersaga.dead_letter.topic': dlt, 'ordersaga.dead_letter.kind': kind });
     this.log.warn(
       {
         ...currentContext(),

@@ -1,12 +1,14 @@
+import type { Span } from '@opentelemetry/api';
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { encode, type Outgoing } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import { messagesProduced } from './metrics.js';
-import { sagaTraceHeaders } from './tracing.js';
+import { endSpans, envelopeAttributes, newTraceparent, startProducerSpan, TRACEPARENT } from './tracing.js';
 
 interface Queued {
   readonly out: Outgoing;
   readonly message: Message;
+  readonly span: Span;
   readonly done: { resolve: () => void; reject: (err: unknown) => void };
 }
 
@@ -37,10 +39,16 @@ export class Publisher {
   }
 
   /**
-   * Resolves once the message is acknowledged by all in-sync replicas. It starts a saga: it
-   * carries the caller's trace context (`traceparent`), or a new one.
+   * Resolves once the message is acknowledged by all in-sync replicas. It starts a saga, in the
+   * trace of the active span (the HTTP request's); with no trace to continue, in a new one.
    */
-  publish(out: Outgoing, traceparent?: string): Promise<void> {
+  publish(out: Outgoing): Promise<void> {
+    const destination = this.namer.physical(out.topic);
+    const { span, headers } = startProducerSpan(
+      { topic: out.topic, destination, key: out.envelope.orderId },
+      envelopeAttributes(out.envelope),
+    );
+    headers[TRACEPARENT] ??= newTraceparent();
     return new Promise((resolve, reject) => {
       this.queue.push({
         out,
@@ -48,12 +56,13 @@ export class Publisher {
           key: out.envelope.orderId,
           value: encode(out.envelope),
           headers: {
-            ...sagaTraceHeaders(traceparent),
+            ...headers,
             'message-id': out.envelope.id,
             'message-type': out.envelope.type,
             'correlation-id': out.envelope.correlationId,
           },
         },
+        span,
         done: { resolve, reject },
       });
       if (!this.sending) void this.drain();
@@ -79,8 +88,13 @@ export class Publisher {
           messagesProduced.inc({ topic: out.topic });
           done.resolve();
         }
+        endSpans(batch.map((q) => q.span));
       } catch (err) {
         for (const { done } of batch) done.reject(err);
+        endSpans(
+          batch.map((q) => q.span),
+          err,
+        );
       }
     }
     this.sending = false;

@@ -7,6 +7,7 @@ import { Processor, type Handler, type ProcessorOptions, type Tick } from './pro
 import { Publisher } from './publisher.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
+import { startTelemetry } from './telemetry.js';
 import { HTTP_PORTS, type ServiceName, type StateTopic } from './topics.js';
 
 /** What a service hands its HTTP routes. */
@@ -35,12 +36,13 @@ export interface RunningService {
 }
 
 /**
- * Starts a service: topics, state, consumer, HTTP; and stops it cleanly on SIGTERM/SIGINT
- * (in-flight batch finished and committed, group left, connections closed).
+ * Starts a service: tracing, topics, state, consumer, HTTP; and stops it cleanly on SIGTERM/SIGINT
+ * (in-flight batch finished and committed, group left, connections closed, last spans exported).
  */
 export async function runService<V>(definition: ServiceDefinition<V>): Promise<RunningService> {
   const config = runtimeConfig(definition.name, HTTP_PORTS[definition.name]);
   const log = createLogger(definition.name);
+  const telemetry = await startTelemetry(definition.name, config.instanceId, log);
   const namer = new TopicNamer(config.namespace);
   const kafka = createKafka(`${definition.name}-${config.instanceId}`, config.brokers, log);
   const admin = kafka.admin();
@@ -89,6 +91,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
       await processor.stop();
       await publisher?.disconnect();
       await admin.disconnect();
+      await telemetry.shutdown();
       log.info('stopped');
     })());
 

@@ -127,6 +127,51 @@ describe('order saga', () => {
     expect(types(failed.send)).toEqual(['order.failed']);
   });
 
+  test('each transition describes its span: what the saga does next, what led there, the failure', () => {
+    const started = engine.start(placed, at(0));
+    expect(started.span).toEqual({
+      name: 'saga orderSaga: reserveStock',
+      attributes: {
+        'ordersaga.saga.name': 'orderSaga',
+        'ordersaga.saga.phase': 'RESERVING',
+        'ordersaga.saga.step': 'reserveStock',
+        'ordersaga.order_id': 'o-1',
+      },
+      events: ['reserveStock requested'],
+    });
+    const charging = engine.onReply(started.state, reserved, at(10))!;
+    expect(charging.span.events).toEqual(['stock reserved', 'chargePayment requested']);
+    const compensating = engine.onReply(charging.state, declined, at(20))!;
+    expect(compensating.span).toMatchObject({
+      name: 'saga orderSaga: releaseStock',
+      events: ['chargePayment failed: payment declined: insufficient credit', 'releaseStock requested'],
+      error: 'payment declined: insufficient credit',
+    });
+    const failed = engine.onReply(compensating.state, released, at(30))!;
+    expect(failed.span).toMatchObject({
+      name: 'saga orderSaga: failed',
+      error: 'payment declined: insufficient credit',
+    });
+    expect(failed.span.attributes).not.toHaveProperty('ordersaga.saga.step');
+  });
+
+  test('the history keeps its last 50 events; the span gets all those of its transition', () => {
+    const full = Array.from({ length: 50 }, (_, i) => ({
+      at: t0.toISOString(),
+      phase: 'PENDING' as const,
+      step: null,
+      event: `event ${i}`,
+    }));
+    const charging = engine.onReply(engine.start({ ...placed, history: full }, at(0)).state, reserved, at(10))!;
+    expect(charging.state.history.map((h) => h.event)).toEqual([
+      ...full.slice(3).map((h) => h.event),
+      'reserveStock requested',
+      'stock reserved',
+      'chargePayment requested',
+    ]);
+    expect(charging.span.events).toEqual(['stock reserved', 'chargePayment requested']);
+  });
+
   test('duplicate and stray replies change nothing', () => {
     const charging = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
     expect(engine.onReply(charging.state, reserved, at(20))).toBeNull();

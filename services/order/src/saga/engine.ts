@@ -12,6 +12,10 @@
  *   still ends, since the compensation command is durable in Kafka and will be applied.
  * - Replies that do not match what the saga awaits (duplicates, late replies after a timeout,
  *   replays) change nothing.
+ *
+ * Each transition also describes the span it is in the order's trace, `saga <name>: <what the
+ * saga does next>` (a step, a compensation, confirmed or failed), for the runtime to record: the
+ * orchestrator's part of the trace, between the replies it gets and the commands it sends.
  */
 import {
   TERMINAL,
@@ -20,6 +24,7 @@ import {
   type Phase,
   type SagaState,
   type SagaTopic,
+  type WorkSpan,
 } from '@ordersaga/runtime';
 
 /** A message the saga sends: its topic is its type. */
@@ -51,6 +56,8 @@ export interface Step {
 }
 
 export interface SagaDefinition {
+  /** Names the saga's spans. */
+  readonly name: string;
   readonly steps: readonly Step[];
   readonly confirmed: (saga: SagaState) => Command;
   readonly failed: (saga: SagaState) => Command;
@@ -64,7 +71,12 @@ export interface SagaTimeouts {
 export interface Transition {
   readonly state: SagaState;
   readonly send: readonly Command[];
+  /** The transition's span: what the saga does next, the events that led there, and any failure. */
+  readonly span: WorkSpan;
 }
+
+/** A transition in the making: its history not yet trimmed, its span not yet described. */
+type Move = Omit<Transition, 'span'>;
 
 const MAX_HISTORY = 50;
 
@@ -76,11 +88,43 @@ export class SagaEngine {
 
   /** A new saga: starts its first step. */
   start(initial: SagaState, now: Date): Transition {
-    return this.runStep(0, initial, now, []);
+    return this.toTransition(initial, this.runStep(0, initial, now, []));
   }
 
   /** A reply came in. Null when it is not the one awaited: the saga stays as it is. */
   onReply(saga: SagaState, reply: AnyEnvelope, now: Date): Transition | null {
+    const move = this.moveOnReply(saga, reply, now);
+    return move && this.toTransition(saga, move);
+  }
+
+  /** The awaited reply did not come in time. Null when the saga is not overdue. */
+  onTimeout(saga: SagaState, now: Date): Transition | null {
+    const move = this.moveOnTimeout(saga, now);
+    return move && this.toTransition(saga, move);
+  }
+
+  /** Trims the history, and describes the span from what the move changed since `before`. */
+  private toTransition(before: SagaState, { state, send }: Move): Transition {
+    const { name } = this.definition;
+    const next = state.step ?? state.phase.toLowerCase();
+    return {
+      state: { ...state, history: state.history.slice(-MAX_HISTORY) },
+      send,
+      span: {
+        name: `saga ${name}: ${next}`,
+        attributes: {
+          'ordersaga.saga.name': name,
+          'ordersaga.saga.phase': state.phase,
+          ...(state.step ? { 'ordersaga.saga.step': state.step } : {}),
+          'ordersaga.order_id': state.orderId,
+        },
+        events: state.history.slice(before.history.length).map((entry) => entry.event),
+        ...(state.failure ? { error: state.failure.reason } : {}),
+      },
+    };
+  }
+
+  private moveOnReply(saga: SagaState, reply: AnyEnvelope, now: Date): Move | null {
     if (TERMINAL.has(saga.phase) || saga.step === null) return null;
 
     if (saga.phase === 'COMPENSATING') {
@@ -109,8 +153,7 @@ export class SagaEngine {
     return this.compensate(failed, now, []);
   }
 
-  /** The awaited reply did not come in time. Null when the saga is not overdue. */
-  onTimeout(saga: SagaState, now: Date): Transition | null {
+  private moveOnTimeout(saga: SagaState, now: Date): Move | null {
     if (TERMINAL.has(saga.phase) || saga.deadline === null || saga.deadline > now.getTime()) return null;
 
     if (saga.phase === 'COMPENSATING') {
@@ -130,7 +173,7 @@ export class SagaEngine {
     return this.compensate(failed, now, []);
   }
 
-  private runStep(index: number, saga: SagaState, now: Date, sent: Command[]): Transition {
+  private runStep(index: number, saga: SagaState, now: Date, sent: Command[]): Move {
     const step = this.definition.steps[index];
     if (!step) {
       const confirmed = record({ ...saga, phase: 'CONFIRMED', step: null, deadline: null }, now, 'order confirmed');
@@ -142,7 +185,7 @@ export class SagaEngine {
   }
 
   /** Runs the remaining compensations until one awaits a reply, then ends the saga FAILED. */
-  private compensate(saga: SagaState, now: Date, sent: Command[]): Transition {
+  private compensate(saga: SagaState, now: Date, sent: Command[]): Move {
     const [next, ...rest] = saga.compensations;
     const compensation = next === undefined ? undefined : this.compensation(next);
     if (!compensation) {
@@ -184,8 +227,9 @@ export class SagaEngine {
   }
 }
 
+/** Adds an event to the history (trimmed to MAX_HISTORY once the transition is complete). */
 function record(saga: SagaState, now: Date, event: string): SagaState {
   const at = now.toISOString();
   const entry = { at, phase: saga.phase, step: saga.step, event };
-  return { ...saga, updatedAt: at, history: [...saga.history, entry].slice(-MAX_HISTORY) };
+  return { ...saga, updatedAt: at, history: [...saga.history, entry] };
 }

@@ -16,6 +16,7 @@
 import { command, type SagaDefinition } from './engine.js';
 
 export const orderSaga: SagaDefinition = {
+  name: 'orderSaga',
   steps: [
     {
       name: 'reserveStock',
