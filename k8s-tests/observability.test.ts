@@ -6,8 +6,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
-import { alertRules, queryPrometheus, startPrometheus } from '../scripts/prometheus.js';
+import { ALERTS } from '../cdk8s/src/alerts.js';
+import { expandQuery, panelsOf } from '../cdk8s/src/dashboards.js';
+import { queryPrometheus, startPrometheus } from '../scripts/prometheus.js';
 import { eventually, freePort, sleep, Stack, type Component } from '../tests/support/stack.js';
 import { ROOT, TestCluster } from './support/cluster.js';
 
@@ -65,27 +66,19 @@ afterAll(async () => {
 const api = async (path: string): Promise<any> =>
   ((await (await fetch(`${prometheus.url}${path}`)).json()) as any).data;
 
-/** Every target expression of every panel (rows' panels too) of the chart's dashboards. */
+/** Every target expression of every panel of the dashboards the chart ships. */
 function dashboardQueries(): Array<{ where: string; expr: string }> {
-  const queries: Array<{ where: string; expr: string }> = [];
-  for (const file of readdirSync(DASHBOARDS_DIR).filter((f) => f.endsWith('.json'))) {
-    const dashboard = JSON.parse(readFileSync(join(DASHBOARDS_DIR, file), 'utf8'));
-    const panels = (dashboard.panels as any[]).flatMap((p) => [p, ...(p.panels ?? [])]);
-    for (const panel of panels)
-      for (const target of panel.targets ?? [])
-        queries.push({ where: `${dashboard.title} / ${panel.title} / ${target.refId}`, expr: target.expr });
-  }
-  return queries;
-}
-
-/** The expression as Grafana sends it for namespace NAMESPACE and every service. */
-function substitute(expr: string): string {
-  const done = expr
-    .replace(/\$\{?namespace\}?/g, NAMESPACE)
-    .replace(/\$\{?service\}?/g, '.*')
-    .replace(/\$\{?__rate_interval\}?/g, RATE_INTERVAL);
-  if (done.includes('$')) throw new Error(`a template variable the test does not know in ${expr}`);
-  return done;
+  return readdirSync(DASHBOARDS_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .map((file) => JSON.parse(readFileSync(join(DASHBOARDS_DIR, file), 'utf8')))
+    .flatMap((dashboard) =>
+      panelsOf<any>(dashboard).flatMap((panel) =>
+        (panel.targets as any[]).map((target) => ({
+          where: `${dashboard.title} / ${panel.title} / ${target.refId}`,
+          expr: target.expr as string,
+        })),
+      ),
+    );
 }
 
 const order = (customerId: string, sku: string, quantity = 1) =>
@@ -134,7 +127,11 @@ test('every dashboard panel query returns data', async () => {
   const range = { start: loadStarted, end: Math.ceil(Date.now() / 1000), step: 1 };
   const empty: string[] = [];
   for (const { where, expr } of queries) {
-    const { result } = await queryPrometheus(prometheus.url, substitute(expr), { range });
+    const { result } = await queryPrometheus(
+      prometheus.url,
+      expandQuery(expr, { namespace: NAMESPACE, service: '.*', rateInterval: RATE_INTERVAL }),
+      { range },
+    );
     // Data: a series with at least one real number (a histogram quantile of no requests is NaN).
     const values = (result as Array<{ values: Array<[number, string]> }>).flatMap((s) => s.values.map(([, v]) => v));
     if (!values.some((v) => Number.isFinite(Number(v)))) empty.push(`${where}: ${expr}`);
@@ -143,10 +140,9 @@ test('every dashboard panel query returns data', async () => {
 });
 
 test('every alert rule is valid and evaluated by Prometheus', async () => {
-  const alertsShipped: Array<{ alert: string; expr: string }> = parse(alertRules()).groups[0].rules;
   const { groups } = await api('/api/v1/rules');
   const rules = (groups as any[]).flatMap((g) => g.rules);
-  expect(rules.map((r) => r.name).sort()).toEqual(alertsShipped.map((a) => a.alert).sort());
+  expect(rules.map((r) => r.name).sort()).toEqual(ALERTS.map((a) => a.alert).sort());
   for (const rule of rules) {
     expect({ alert: rule.name, health: rule.health, lastError: rule.lastError ?? '' }).toEqual({
       alert: rule.name,
@@ -155,7 +151,7 @@ test('every alert rule is valid and evaluated by Prometheus', async () => {
     });
   }
   // Each expression by itself: accepted by the query engine (an alert that is not firing is empty).
-  for (const { expr } of alertsShipped) await expect(queryPrometheus(prometheus.url, expr)).resolves.toBeDefined();
+  for (const { expr } of ALERTS) await expect(queryPrometheus(prometheus.url, expr)).resolves.toBeDefined();
   // Healthy apart from the injected faults: no saga is stuck.
   const { alerts } = await api('/api/v1/alerts');
   expect((alerts as any[]).filter((a) => a.labels.alertname === 'OrdersagaSagaStuck')).toEqual([]);

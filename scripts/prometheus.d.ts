@@ -21,8 +21,6 @@ export function prometheusConfig(options: {
   rulesFile: string;
 }): string;
 
-export function alertRules(): string;
-
 export function startPrometheus(options: {
   targets: readonly PrometheusTarget[];
   namespace: string;

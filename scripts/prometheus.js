@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 // Built by `npm run build` (npm start and npm test build first).
 import { HTTP_PORTS } from '@ordersaga/runtime';
-import { ALERTS } from '../cdk8s/dist/alerts.js';
+import { ALERT_RULE_GROUPS } from '../cdk8s/dist/alerts.js';
 
 /**
  * The Prometheus configuration: every target scraped each `interval`, rules evaluated as often.
@@ -44,9 +44,6 @@ export function prometheusConfig({ targets, namespace, interval = '5s', rulesFil
   });
 }
 
-/** The alerts as a Prometheus rules file: the same rules the chart ships as a PrometheusRule. */
-export const alertRules = () => stringify({ groups: [{ name: 'ordersaga', rules: ALERTS }] });
-
 /**
  * Starts Prometheus on 127.0.0.1:`port` with its data and log in `dir` (else a temporary
  * directory, removed on stop) and waits until it is ready.
@@ -57,7 +54,8 @@ export async function startPrometheus({ targets, namespace, interval, port, dir 
   mkdirSync(workDir, { recursive: true });
   const rulesFile = join(workDir, 'alerts.yaml');
   const configFile = join(workDir, 'prometheus.yaml');
-  writeFileSync(rulesFile, alertRules());
+  // The same rules the chart ships as a PrometheusRule.
+  writeFileSync(rulesFile, stringify(ALERT_RULE_GROUPS));
   writeFileSync(configFile, prometheusConfig({ targets, namespace, interval, rulesFile }));
   const url = `http://127.0.0.1:${port}`;
   const logFile = join(workDir, 'prometheus.log');

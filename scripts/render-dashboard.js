@@ -13,6 +13,8 @@ import { parseArgs } from 'node:util';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
+// Built by `npm run build`.
+import { expandQuery, panelsOf } from '../cdk8s/dist/dashboards.js';
 import { queryPrometheus } from './prometheus.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,12 +45,8 @@ const end = Math.floor(Date.now() / 1000);
 const start = end - minutes * 60;
 const range = { start, end, step: Math.max(1, Math.round((end - start) / 240)) };
 
-/** The query as Grafana would send it for one namespace and every service. */
-const substitute = (expr) =>
-  expr
-    .replace(/\$\{?namespace\}?/g, values.namespace)
-    .replace(/\$\{?service\}?/g, '.*')
-    .replace(/\$\{?__rate_interval\}?/g, values['rate-interval']);
+/** The variables as Grafana fills them in for one namespace and every service. */
+const variables = { namespace: values.namespace, service: '.*', rateInterval: values['rate-interval'] };
 
 /** Grafana's legend format (`{{label}}`) applied to a series' labels. */
 const legend = (format, metric) =>
@@ -69,12 +67,12 @@ const AXES = {
 };
 const axisOf = (unit) => AXES[unit] ?? { title: null, format: '.3~g' };
 
-const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.targets?.length);
+const panels = panelsOf(dashboard).filter((p) => p.targets?.length);
 const charts = [];
 for (const panel of panels) {
   const points = [];
   for (const target of panel.targets) {
-    const { result } = await queryPrometheus(values.prometheus, substitute(target.expr), { range });
+    const { result } = await queryPrometheus(values.prometheus, expandQuery(target.expr, variables), { range });
     for (const series of result) {
       const name = legend(target.legendFormat, series.metric);
       const values = series.values.filter(([, v]) => Number.isFinite(Number(v)));

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { ALERTS } from '../cdk8s/src/alerts.js';
+import { ALERT_RULE_GROUPS, ALERTS } from '../cdk8s/src/alerts.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'ordersaga-alerts-'));
 const rules = join(dir, 'rules.yaml');
-writeFileSync(rules, stringify({ groups: [{ name: 'ordersaga', rules: ALERTS }] }));
+writeFileSync(rules, stringify(ALERT_RULE_GROUPS));
 
 const annotations = (alert: string, description: string) => ({
   summary: ALERTS.find((a) => a.alert === alert)!.annotations.summary,

@@ -96,6 +96,15 @@ test('health, readiness and metrics endpoints', async () => {
   expect(metrics.body).toMatch(/ordersaga_messages_consumed_total\{topic="order.placed"\} \d+/);
 });
 
+/** The topics a confirmed order's messages go through. */
+const TOPICS_OF_A_CONFIRMED_ORDER = [
+  'order.placed',
+  'stock.check.request',
+  'stock.checked',
+  'payment.request',
+  'order.confirmed',
+] as const;
+
 test("the caller's X-Correlation-Id follows the order through every message", async () => {
   const { body } = await stack.placeOrder(
     { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] },
@@ -103,13 +112,7 @@ test("the caller's X-Correlation-Id follows the order through every message", as
   );
   expect(body.correlationId).toBe('checkout-7f3a');
   await stack.finished(body.orderId);
-  for (const topic of [
-    'order.placed',
-    'stock.check.request',
-    'stock.checked',
-    'payment.request',
-    'order.confirmed',
-  ] as const) {
+  for (const topic of TOPICS_OF_A_CONFIRMED_ORDER) {
     const [record] = (await stack.readTopic(topic)).filter((r) => r.key === body.orderId);
     expect({ topic, correlationId: record!.json.correlationId, header: record!.headers['correlation-id'] }).toEqual({
       topic,
@@ -127,13 +130,7 @@ test("the caller's W3C traceparent gives the order its trace id, carried by ever
   );
   const order = await stack.finished(body.orderId);
   expect(order.traceId).toBe(traceId);
-  for (const topic of [
-    'order.placed',
-    'stock.check.request',
-    'stock.checked',
-    'payment.request',
-    'order.confirmed',
-  ] as const) {
+  for (const topic of TOPICS_OF_A_CONFIRMED_ORDER) {
     const [record] = (await stack.readTopic(topic)).filter((r) => r.key === body.orderId);
     expect({ topic, traceparent: record!.headers.traceparent?.split('-')[1] }).toEqual({ topic, traceparent: traceId });
   }

@@ -70,3 +70,6 @@ export const ALERTS: readonly AlertRule[] = [
     },
   },
 ];
+
+/** The alerts as Prometheus rule groups: a PrometheusRule's spec, and a rules file's content. */
+export const ALERT_RULE_GROUPS = { groups: [{ name: 'ordersaga', rules: ALERTS }] };

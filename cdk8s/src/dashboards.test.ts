@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { DASHBOARDS, panelsOf } from './dashboards.js';
+import { DASHBOARDS, expandQuery, panelsOf } from './dashboards.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'charts', 'ordersaga', 'dashboards');
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
@@ -129,10 +129,7 @@ test('promtool parses every query (as recording rules, with the variables substi
       (panel.targets ?? []).map((target) => ({
         // Names a failing rule by its dashboard, panel and query.
         record: `dashboard:${file.replace(/\W/g, '_')}:panel_${panel.id}_${target.refId}`,
-        expr: target.expr
-          .replaceAll('$namespace', 'x')
-          .replaceAll('$service', '.*')
-          .replaceAll('$__rate_interval', '1m'),
+        expr: expandQuery(target.expr, { namespace: 'x', service: '.*', rateInterval: '1m' }),
       })),
     ),
   }));

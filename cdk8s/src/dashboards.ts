@@ -544,6 +544,24 @@ export const DASHBOARDS: readonly Dashboard[] = [sagaOverview, serviceHealth, ka
 /** A dashboard's file, as Grafana imports it. */
 export const dashboardJson = (model: dashboard.Dashboard) => `${JSON.stringify(model, null, 2)}\n`;
 
+/** What the queries' variables stand for: one namespace, the services picked (a regex), the rate window. */
+export interface QueryVariables {
+  readonly namespace: string;
+  readonly service: string;
+  readonly rateInterval: string;
+}
+
+/** A query as Grafana sends it, its variables filled in; a variable not among them is an error. */
+export function expandQuery(expr: string, { namespace, service, rateInterval }: QueryVariables): string {
+  const expanded = expr
+    .replaceAll('$namespace', namespace)
+    .replaceAll('$service', service)
+    .replaceAll('$__rate_interval', rateInterval);
+  if (expanded.includes('$'))
+    throw new Error(`a variable other than $namespace, $service, $__rate_interval in ${expr}`);
+  return expanded;
+}
+
 /** Every panel of a dashboard (a model, or its JSON parsed), those inside rows too. */
 export function panelsOf<P extends { type: string; panels?: P[] }>(model: { panels?: P[] }): P[] {
   return (model.panels ?? []).flatMap((p) => (p.type === 'row' ? (p.panels ?? []) : [p]));

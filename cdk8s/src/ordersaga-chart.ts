@@ -12,7 +12,7 @@ import { ApiObject, Chart, Duration, Include, Size, type ChartProps } from 'cdk8
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
-import { ALERTS } from './alerts.js';
+import { ALERT_RULE_GROUPS } from './alerts.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
 import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
 
@@ -104,7 +104,7 @@ export class OrdersagaChart extends Chart {
         apiVersion: 'monitoring.coreos.com/v1',
         kind: 'PrometheusRule',
         metadata: { name: 'ordersaga-alerts', labels: { 'app.kubernetes.io/part-of': 'ordersaga' } },
-        spec: { groups: [{ name: 'ordersaga', rules: ALERTS }] },
+        spec: ALERT_RULE_GROUPS,
       });
     }
     if (props.grafanaDashboards) this.grafanaDashboards();

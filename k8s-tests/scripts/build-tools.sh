@@ -54,6 +54,15 @@ rm -rf "$K8S_TOOLS_DIR"/.tmp-* 2>/dev/null || true
 cleanup() { rm -rf "$K8S_TOOLS_DIR"/.tmp-* 2>/dev/null || true; }
 trap cleanup EXIT
 newtmp() { mktemp -d "$K8S_TOOLS_DIR/.tmp-$1-XXXXXX"; }
+# The "go" line of a go.mod: the helper module that builds from it needs the same.
+go_line() { awk '$1 == "go" { print $2; exit }' "$1"; }
+# A helper Go module for tool $1 at go version $2, in a fresh tmp dir; prints the dir.
+helper_module() {
+  local dir; dir="$(newtmp "$1-module")"
+  (cd "$dir" && go mod init "ordersaga.local/k8s-tools/$1" >/dev/null 2>&1 && go mod edit -go="$2") \
+    || die "could not create the helper module for $1"
+  printf '%s\n' "$dir"
+}
 
 # go mod download -json <mod@ver> | field <Name>
 field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1; }
@@ -112,15 +121,13 @@ build_kubernetes() {
   local staging goline godebugs
   staging="$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { print $1 }' "$gomod" | sort -u)"
   [ -n "$staging" ] || die "found no k8s.io/* v0.0.0 staging modules in $gomod"
-  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  goline="$(go_line "$gomod")"
   # "godebug default=go1.24" (single line or block): keep the GODEBUG defaults Kubernetes ships with.
   godebugs="$(awk '/^godebug \(/ {b=1; next} b && /^\)/ {b=0} b {print $1} /^godebug [^(]/ {print $2}' "$gomod")"
 
-  local mod; mod="$(newtmp kube-module)"
+  local mod; mod="$(helper_module kubernetes "$goline")"
   (
     cd "$mod"
-    go mod init ordersaga.local/k8s-tools/kubernetes >/dev/null 2>&1
-    go mod edit -go="$goline"
     local m d
     for m in $staging; do go mod edit -replace="$m=$m@v0.${v#*.}"; done
     for d in $godebugs; do go mod edit -godebug="$d"; done
@@ -170,18 +177,16 @@ build_etcd() {
   json="$(download "go.etcd.io/etcd/server/v3@v$v")" || exit 1
   gomod="$(field GoMod <<<"$json")"
   [ -f "$gomod" ] || die "no go.mod for go.etcd.io/etcd/server/v3@v$v"
-  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  goline="$(go_line "$gomod")"
   # Its go.mod replaces the sibling modules of the etcd repo with relative paths (../api, ...);
   # pin each to the same released version instead. (=> ./FORBIDDEN_DEPENDENCY lines are guards.)
   local siblings
   siblings="$(sed -e 's/^replace[[:space:]]*//' "$gomod" | awk '$2 == "=>" && $3 ~ /^\.\.?\// && $3 !~ /FORBIDDEN/ { print $1 }' | sort -u)"
   log "etcd v$v: relative replaces pinned to v$v: $(tr '\n' ' ' <<<"$siblings")"
 
-  local mod; mod="$(newtmp etcd-module)"
+  local mod; mod="$(helper_module etcd "$goline")"
   (
     cd "$mod"
-    go mod init ordersaga.local/k8s-tools/etcd >/dev/null 2>&1
-    go mod edit -go="$goline"
     local m
     for m in $siblings; do go mod edit -replace="$m=$m@v$v"; done
     quiet go get "go.etcd.io/etcd/server/v3@v$v"
@@ -259,7 +264,7 @@ build_skaffold() {
   fi
   grep -q '"skaffold/v4beta[0-9]*"' "$dir/pkg/skaffold/schema/latest/config.go" \
     || die "skaffold v$v: no schema version in pkg/skaffold/schema/latest/config.go"
-  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  goline="$(go_line "$gomod")"
   # Its go.mod pins modules with replace/exclude directives (k8s.io/* v0.33, buildpacks, ...); they
   # apply only in the main module, so `go install ...@v$v` refuses it: a helper module copies them.
   # (Only module@version replaces: a relative one would not resolve outside skaffold's repository.)
@@ -269,11 +274,9 @@ build_skaffold() {
   [ "$(grep -c '=>' "$gomod")" -eq "$(wc -l <<<"$replaces")" ] \
     || die "skaffold v$v: go.mod has replaces the script does not understand: $(grep '=>' "$gomod" | tr '\n' ';')"
 
-  local mod; mod="$(newtmp skaffold-module)"
+  local mod; mod="$(helper_module skaffold "$goline")"
   (
     cd "$mod"
-    go mod init ordersaga.local/k8s-tools/skaffold >/dev/null 2>&1
-    go mod edit -go="$goline"
     local r
     for r in $replaces; do go mod edit -replace="$r"; done
     for r in $excludes; do go mod edit -exclude="$r"; done
@@ -318,15 +321,13 @@ build_otelcol() {
   json="$(download "$core/otelcol@v$v")" || exit 1
   gomod="$(field GoMod <<<"$json")"
   [ -f "$gomod" ] || die "no go.mod for $core/otelcol@v$v"
-  goline="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  goline="$(go_line "$gomod")"
   stable="$(awk '$1 == "go.opentelemetry.io/collector/confmap" { print $2; exit }' "$gomod")"
   [ -n "$stable" ] || die "otelcol v$v: its go.mod requires no go.opentelemetry.io/collector/confmap"
 
-  local mod; mod="$(newtmp otelcol-module)"
+  local mod; mod="$(helper_module otelcol "$goline")"
   (
     cd "$mod"
-    go mod init ordersaga.local/k8s-tools/otelcol >/dev/null 2>&1
-    go mod edit -go="$goline"
     cat >main.go <<GO
 // Program otelcol is an OpenTelemetry Collector for the ordersaga tests, written by
 // k8s-tests/scripts/build-tools.sh the way the collector builder (ocb) writes one.

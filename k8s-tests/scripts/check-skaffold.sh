@@ -80,14 +80,8 @@ if (errors.length > 0) { console.error(errors.join('\n')); process.exit(1); }
 console.log(`${artifacts.length} images, ${docs.length} objects`);
 JS
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL - $*"; }
-indent() { while IFS= read -r l; do printf '       %s\n' "$l"; done <<<"$1"; }
-check() { # description command...
-  local d="$1" out; shift
-  if out="$("$@" 2>&1)"; then ok "$d"; else ko "$d"; indent "$out"; fi
-}
+# shellcheck source=checks.sh
+source "$here/checks.sh"
 
 echo "skaffold $("$SKAFFOLD_BIN" version), helm $("$HELM_BIN" version --short)"
 latest="$("$SKAFFOLD_BIN" schema list | tail -n 1)"
@@ -116,5 +110,4 @@ for profile in "" kind minikube; do
     node "$WORK/check.cjs" "$root" "$profile" "$WORK/config-$name.yaml" "$WORK/render-$name.yaml"
 done
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

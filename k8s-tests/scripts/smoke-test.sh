@@ -16,20 +16,8 @@ CRDS="${ORDERSAGA_CRDS_DIR:-$(cd "$here/../../.." && pwd)/shared/crds}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ordersaga-k8s-smoke-XXXXXX")"
 export ORDERSAGA_K8S_RUN_DIR="$WORK/run"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL - $*"; }
-indent() { while IFS= read -r l; do printf '       %s\n' "$l"; done <<<"$1"; }
-check() { # description command...
-  local d="$1" out; shift
-  if out="$("$@" 2>&1)"; then ok "$d"; else ko "$d"; indent "$out"; fi
-}
-check_fails() { # description pattern command...: command must fail with pattern in its output
-  local d="$1" pat="$2" out; shift 2
-  if out="$("$@" 2>&1)"; then ko "$d (succeeded)"; indent "$out"
-  elif grep -qE -- "$pat" <<<"$out"; then ok "$d"
-  else ko "$d (wrong error)"; indent "$out"; fi
-}
+# shellcheck source=checks.sh
+source "$here/checks.sh"
 cleanup() {
   "$here/control-plane.sh" stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -135,5 +123,4 @@ for p in $pids; do
 done
 if [ -z "$left" ]; then ok "no process left (pids were $pids)"; else ko "processes left: $left"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary

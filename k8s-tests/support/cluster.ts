@@ -14,13 +14,28 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(HERE, '..', '..');
 
 /**
- * The third-party CRDs (Strimzi, Prometheus Operator) the tests install: from the shared/ folder
- * beside the checkout, as CI lays it out, or ORDERSAGA_SHARED_DIR.
+ * The third-party CRDs (Strimzi, Prometheus Operator) the tests install: from ORDERSAGA_SHARED_DIR,
+ * else the shared/ folder beside the checkout, else beside the repository it was cloned from
+ * (a clone made elsewhere, e.g. `git clone <repo> /tmp/x`).
  */
 export function sharedCrds(): string {
-  const dir = join(process.env.ORDERSAGA_SHARED_DIR ?? join(ROOT, '..', 'shared'), 'crds');
-  if (!existsSync(dir)) throw new Error(`${dir} not found: set ORDERSAGA_SHARED_DIR to the folder holding crds/`);
+  const candidates = process.env.ORDERSAGA_SHARED_DIR
+    ? [process.env.ORDERSAGA_SHARED_DIR]
+    : [join(ROOT, '..', 'shared'), ...originDir().map((origin) => join(origin, '..', 'shared'))];
+  const dir = candidates.map((c) => join(c, 'crds')).find((c) => existsSync(c));
+  if (!dir)
+    throw new Error(`no crds/ in ${candidates.join(' or ')}: set ORDERSAGA_SHARED_DIR to the folder holding crds/`);
   return dir;
+}
+
+/** The repository this checkout was cloned from, when it is a folder on this machine. */
+function originDir(): string[] {
+  try {
+    const url = execFileSync('git', ['-C', ROOT, 'remote', 'get-url', 'origin'], { encoding: 'utf8' }).trim();
+    return url.startsWith('/') ? [url] : [];
+  } catch {
+    return [];
+  }
 }
 const SCRIPTS = join(HERE, '..', 'scripts');
 

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { ReadPosition, type TopicNamer } from '@ordersaga/runtime';
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { TopicFollower, type TopicNamer } from '@ordersaga/runtime';
+import type { Admin, Kafka } from 'kafkajs';
 
 /**
  * The ids of every order ever placed (the keys of `order.placed`, read from its start), so a
@@ -9,34 +8,27 @@ import type { Admin, Consumer, Kafka } from 'kafkajs';
  */
 export class PlacedOrders {
   private readonly ids = new Set<string>();
-  private readonly consumer: Consumer;
-  private readonly position: ReadPosition;
+  private readonly follower: TopicFollower;
 
-  constructor(
-    kafka: Kafka,
-    private readonly admin: Admin,
-    private readonly namer: TopicNamer,
-  ) {
-    this.consumer = kafka.consumer({
-      groupId: namer.id(`operator.placed-reader.${randomUUID()}`),
-      maxWaitTimeInMs: 500,
-    });
-    this.position = new ReadPosition(this.consumer);
+  constructor(kafka: Kafka, admin: Admin, namer: TopicNamer) {
+    this.follower = new TopicFollower(
+      kafka,
+      admin,
+      namer.physical('order.placed'),
+      namer.id('operator.placed-reader'),
+      (message) => {
+        if (message.key) this.ids.add(message.key.toString('utf8'));
+      },
+    );
   }
 
-  async start(): Promise<void> {
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.namer.physical('order.placed'), fromBeginning: true });
-    await this.consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) if (message.key) this.ids.add(message.key.toString('utf8'));
-      },
-    });
+  start(): Promise<void> {
+    return this.follower.start();
   }
 
   /** Resolves once every order placed before this call is known. */
   caughtUp(): Promise<void> {
-    return this.position.reached(this.admin, this.namer.physical('order.placed'));
+    return this.follower.caughtUp();
   }
 
   has(orderId: string): boolean {
@@ -48,6 +40,6 @@ export class PlacedOrders {
   }
 
   stop(): Promise<void> {
-    return this.consumer.disconnect();
+    return this.follower.stop();
   }
 }

@@ -12,6 +12,7 @@ export * from './read-position.js';
 export * from './retry.js';
 export * from './service.js';
 export * from './state-log.js';
+export * from './topic-follower.js';
 export * from './state-table.js';
 export * from './telemetry.js';
 export * from './topics.js';

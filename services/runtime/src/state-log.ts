@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { Logger } from './context.js';
 import type { TopicNamer } from './kafka.js';
-import { ReadPosition } from './read-position.js';
 import type { Row, StateTable } from './state-table.js';
+import { TopicFollower } from './topic-follower.js';
 import type { StateTopic } from './topics.js';
 
 /** How a row is stored in a state topic (key: the row's key; partition: the row's partition). */
@@ -18,43 +17,33 @@ export interface StoredRow<V> {
  * what the previous owner committed. Only committed transactions are read.
  */
 export class StateLog<V> {
-  private readonly consumer: Consumer;
-  private readonly position: ReadPosition;
+  private readonly follower: TopicFollower;
 
   constructor(
     kafka: Kafka,
-    private readonly admin: Admin,
-    private readonly namer: TopicNamer,
+    admin: Admin,
+    namer: TopicNamer,
     private readonly topic: StateTopic,
     private readonly table: StateTable<V>,
     readerName: string,
     private readonly log: Logger,
   ) {
-    // A group of its own per start: nothing is committed, the table is rebuilt from offset 0.
-    this.consumer = kafka.consumer({
-      groupId: namer.id(`${readerName}.state-reader.${randomUUID()}`),
-      readUncommitted: false,
-      allowAutoTopicCreation: false,
-      // A fetch waits this long when there is nothing new; a stop waits for the fetch.
-      maxWaitTimeInMs: 500,
-    });
-    this.position = new ReadPosition(this.consumer);
+    this.follower = new TopicFollower(
+      kafka,
+      admin,
+      namer.physical(topic),
+      namer.id(`${readerName}.state-reader`),
+      (message, partition) => {
+        if (message.value === null) return;
+        const stored = JSON.parse(message.value.toString('utf8')) as StoredRow<V>;
+        const row: Row<V> = { rev: stored.rev, partition, value: stored.value };
+        this.table.applyFromLog(message.key?.toString('utf8') ?? '', row);
+      },
+    );
   }
 
-  async start(): Promise<void> {
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.namer.physical(this.topic), fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) {
-          if (message.value === null) continue;
-          const stored = JSON.parse(message.value.toString('utf8')) as StoredRow<V>;
-          const row: Row<V> = { rev: stored.rev, partition: batch.partition, value: stored.value };
-          this.table.applyFromLog(message.key?.toString('utf8') ?? '', row);
-        }
-      },
-    });
+  start(): Promise<void> {
+    return this.follower.start();
   }
 
   /**
@@ -62,11 +51,11 @@ export class StateLog<V> {
    * Called before a replica processes a partition it was just given.
    */
   async catchUp(timeoutMs = 60_000): Promise<void> {
-    await this.position.reached(this.admin, this.namer.physical(this.topic), timeoutMs);
+    await this.follower.caughtUp(timeoutMs);
     this.log.debug({ topic: this.topic, rows: this.table.size }, 'state caught up');
   }
 
-  async stop(): Promise<void> {
-    await this.consumer.disconnect();
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 }
