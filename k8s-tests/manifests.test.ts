@@ -91,6 +91,7 @@ test("each component's KafkaUser can touch only its own topics", () => {
       ...consumed.map((t) => deadLetterTopicOf(t as never)),
       ...saga.filter(([, s]) => s.producer === service).map(([t]) => t),
       ...state.filter(([, s]) => s.producer === service).map(([t]) => t),
+      ...state.filter(([, s]) => s.readers?.includes(service as never)).map(([t]) => t),
     ]);
   };
   const users = byKind('KafkaUser');

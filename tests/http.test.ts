@@ -17,6 +17,10 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['zero quantity', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 0 }] }, /quantity must be >= 1/],
   ['fractional quantity', { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1.5 }] }, /quantity must be integer/],
   ['bad sku', { customerId: 'alice', items: [{ sku: 'no spaces', quantity: 1 }] }, /sku must match pattern/],
+  // Types are not coerced: what the saga carries is what the caller sent.
+  ['quantity as a string', { customerId: 'alice', items: [{ sku: 'PEN', quantity: '3' }] }, /quantity must be integer/],
+  ['customerId as a number', { customerId: 42, items: [{ sku: 'PEN', quantity: 1 }] }, /customerId must be string/],
+  ['items as an object', { customerId: 'alice', items: { sku: 'PEN', quantity: 1 } }, /items must be array/],
   [
     'unknown field',
     { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }], discount: 50 },

@@ -46,7 +46,12 @@ test('happy path: confirmed, stock decremented, account charged, one notificatio
     (level) => level.reserved === 0,
   );
   expect(book).toMatchObject({ available: before.book.available - 3, sold: before.book.sold + 3, reserved: 0 });
-  expect(await account('alice')).toMatchObject({ charged: before.alice.charged + 4_500 });
+  // Billing captures the authorization when it sees order.confirmed, as Stock sells.
+  const alice = await waitFor(
+    () => account('alice'),
+    (a) => a.held === 0,
+  );
+  expect(alice).toMatchObject({ charged: before.alice.charged + 4_500, held: 0 });
   // The notification is written after order.confirmed is committed: give it a moment.
   const notifications = await waitFor(
     () => notificationsOf(order.orderId),
@@ -68,6 +73,15 @@ test('out of stock: order.failed, and no payment.request was ever sent', async (
   expect(failed).toHaveLength(1);
   expect(failed[0]!.json.payload).toMatchObject({ step: 'reserveStock' });
   expect(await stock('LAMP')).toMatchObject({ available: 1, reserved: 0 });
+});
+
+test('a SKU not in the catalogue: its own reason, not a stock shortage, and no payment', async () => {
+  const placed = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'NOPE-1', quantity: 1 }] });
+  const order = await stack.finished(placed.body.orderId);
+  expect(order).toMatchObject({ status: 'FAILED', failureReason: 'unknown SKU NOPE-1' });
+  expect(await messagesFor('payment.request', order.orderId)).toHaveLength(0);
+  const [failed] = await messagesFor('order.failed', order.orderId);
+  expect(failed!.json.payload).toMatchObject({ step: 'reserveStock', reason: 'unknown SKU NOPE-1' });
 });
 
 test('payment declined: stock.release before order.failed, stock back to its level', async () => {
@@ -114,6 +128,7 @@ test('saga metrics count what happened: outcomes by reason, compensations', asyn
   expect(value('ordersaga_sagas_finished_total{outcome="confirmed",reason="none"}')).toBe(1);
   expect(value('ordersaga_sagas_finished_total{outcome="failed",reason="out_of_stock"}')).toBe(1);
   expect(value('ordersaga_sagas_finished_total{outcome="failed",reason="payment_declined"}')).toBe(1);
+  expect(value('ordersaga_sagas_finished_total{outcome="failed",reason="unknown_sku"}')).toBe(1);
   expect(value('ordersaga_saga_compensations_total{compensation="releaseStock"}')).toBe(1);
-  expect(value('ordersaga_sagas_started_total')).toBe(3);
+  expect(value('ordersaga_sagas_started_total')).toBe(4);
 });

@@ -30,7 +30,11 @@ test('payment step times out with Billing down; Billing back later does not char
   // Billing now sees payment.request (expired) and payment.cancel, in whichever order.
   const payment = await waitForPayment(order.orderId);
   expect(['declined', 'cancelled']).toContain(payment.status);
-  expect((await stack.http('billing', '/accounts/alice')).body).toMatchObject({ charged: 0, available: 100_000 });
+  expect((await stack.http('billing', '/accounts/alice')).body).toMatchObject({
+    held: 0,
+    charged: 0,
+    available: 100_000,
+  });
   // The late reply, if any, changed nothing in the saga.
   expect((await stack.http('order', `/orders/${order.orderId}`)).body.status).toBe('FAILED');
   const confirmed = (await stack.readTopic('order.confirmed')).filter((r) => r.key === order.orderId);

@@ -52,6 +52,7 @@ order: POST /orders
 const CONFIRMED = `${RESERVE_AND_CHARGE}
                           order: saga orderSaga: confirmed
                             order: send order.confirmed
+                              billing: process order.confirmed
                               notification: process order.confirmed
                               stock: process order.confirmed`;
 

@@ -46,8 +46,9 @@ const stateTopics = Object.entries(STATE_TOPICS) as Array<[StateTopic, TopicSpec
 function serviceAccess(service: ServiceName): KafkaAccess {
   const consumed = topicsConsumedBy(service);
   const state = stateTopics.filter(([, spec]) => spec.producer === service).map(([name]) => name);
+  const lookups = stateTopics.filter(([, spec]) => spec.readers?.includes(service)).map(([name]) => name);
   return {
-    read: [...consumed, ...state],
+    read: [...consumed, ...state, ...lookups],
     write: [
       ...sagaTopics.filter(([, spec]) => spec.producer === service).map(([name]) => name),
       ...state,

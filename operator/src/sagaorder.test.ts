@@ -37,7 +37,12 @@ test('status mirrors the saga, with conditions per API conventions', () => {
   ]);
 
   const failed = statusOf(
-    { ...saga, phase: 'FAILED', step: null, failure: { step: 'chargePayment', reason: 'timed out', timedOut: true } },
+    {
+      ...saga,
+      phase: 'FAILED',
+      step: null,
+      failure: { step: 'chargePayment', reason: 'timed out', kind: 'timeout', timedOut: true },
+    },
     { metadata: { generation: 3 }, status },
     new Date('2026-01-01T00:00:05.000Z'),
   );
@@ -51,6 +56,25 @@ test('status mirrors the saga, with conditions per API conventions', () => {
   const succeeded = failed.conditions!.find((c) => c.type === 'Succeeded')!;
   expect(succeeded).toMatchObject({ status: 'False', reason: 'StepTimedOut', observedGeneration: 3 });
   expect(succeeded.lastTransitionTime).toBe('2026-01-01T00:00:05.000Z');
+});
+
+test('a failed saga gives the kind of its failure as the condition reason', () => {
+  const unknownSku = statusOf(
+    {
+      ...saga,
+      phase: 'FAILED',
+      step: null,
+      failure: { step: 'reserveStock', reason: 'unknown SKU NOPE-1', kind: 'unknown_sku', timedOut: false },
+    },
+    undefined,
+    now,
+  );
+  expect(unknownSku.reason).toBe('unknown SKU NOPE-1');
+  expect(unknownSku.conditions!.find((c) => c.type === 'Succeeded')).toMatchObject({
+    status: 'False',
+    reason: 'UnknownSku',
+    message: 'unknown SKU NOPE-1',
+  });
 });
 
 test('a condition keeps its transition time while its status stays', () => {

@@ -65,6 +65,17 @@ export const isTerminal = (phase: SagaOrderPhase | undefined) => phase === 'Conf
 
 const euros = (cents: number) => (cents / 100).toFixed(2);
 
+/**
+ * The Succeeded condition's reason for a failed saga, CamelCase as the API conventions ask:
+ * StepTimedOut, or the failure's kind (out_of_stock -> OutOfStock, unknown_sku -> UnknownSku).
+ */
+function failureReason(saga: SagaState): string {
+  if (saga.failure?.timedOut) return 'StepTimedOut';
+  const kind = saga.failure?.kind;
+  if (!kind) return 'StepFailed';
+  return kind.replace(/(^|_)([a-z])/g, (_m, _sep, letter: string) => letter.toUpperCase());
+}
+
 /** Keeps a condition's lastTransitionTime unless its status changes (API conventions). */
 function condition(
   previous: Condition[] | undefined,
@@ -104,7 +115,7 @@ export function statusOf(
       {
         type: 'Succeeded',
         status: phase === 'Confirmed' ? 'True' : phase === 'Failed' ? 'False' : 'Unknown',
-        reason: phase === 'Failed' ? (saga.failure?.timedOut ? 'StepTimedOut' : 'StepFailed') : phase,
+        reason: phase === 'Failed' ? failureReason(saga) : phase,
         message: reason ?? (phase === 'Confirmed' ? 'order confirmed' : 'in progress'),
         ...(generation ? { observedGeneration: generation } : {}),
       },

@@ -42,23 +42,28 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
     expect({ sku: level.sku, sold: level.sold }).toEqual({ sku: level.sku, sold: soldBySku.get(level.sku) ?? 0 });
   }
 
-  // 3. A confirmed order is charged exactly once; a failed order has no net charge.
+  // 3. A confirmed order is charged exactly once (its authorization captured); a failed order
+  // has no net charge (nothing captured, nothing still held).
   const chargedByCustomer = new Map<string, number>();
   for (const order of confirmed) {
     chargedByCustomer.set(order.customerId, (chargedByCustomer.get(order.customerId) ?? 0) + order.total);
-    const { body: payment } = await stack.http('billing', `/payments/${order.orderId}`);
-    expect(payment).toMatchObject({ status: 'charged', amount: order.total });
+    const payment = await eventually(`the payment of ${order.orderId} to be captured`, async () => {
+      const { body } = await stack.http('billing', `/payments/${order.orderId}`);
+      return body?.status === 'captured' ? body : undefined;
+    });
+    expect(payment).toMatchObject({ status: 'captured', amount: order.total });
   }
   for (const order of failed) {
     const { status, body: payment } = await stack.http('billing', `/payments/${order.orderId}`);
-    if (status === 200) expect(['declined', 'cancelled', 'refunded']).toContain(payment.status);
+    if (status === 200) expect(['declined', 'cancelled', 'voided']).toContain(payment.status);
   }
   const approvals = (await stack.readTopic('payment.result')).filter((r) => r.json?.payload?.result === 'approved');
   for (const order of confirmed) expect(approvals.filter((r) => r.key === order.orderId)).toHaveLength(1);
   for (const customerId of Object.keys(world.accounts)) {
     const { body: account } = await stack.http('billing', `/accounts/${customerId}`);
-    expect({ customerId, charged: account.charged }).toEqual({
+    expect({ customerId, held: account.held, charged: account.charged }).toEqual({
       customerId,
+      held: 0,
       charged: chargedByCustomer.get(customerId) ?? 0,
     });
   }

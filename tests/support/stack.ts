@@ -186,8 +186,13 @@ export class Stack {
     return `http://127.0.0.1:${running.port}`;
   }
 
-  async http(service: Component, path: string, init?: RequestInit): Promise<{ status: number; body: any }> {
-    const response = await fetch(`${this.url(service)}${path}`, init);
+  async http(
+    service: Component,
+    path: string,
+    init?: RequestInit,
+    instance = '0',
+  ): Promise<{ status: number; body: any; headers: Headers }> {
+    const response = await fetch(`${this.url(service, instance)}${path}`, init);
     const text = await response.text();
     let body: any = text;
     try {
@@ -195,15 +200,24 @@ export class Stack {
     } catch {
       /* not JSON: keep the text */
     }
-    return { status: response.status, body };
+    return { status: response.status, body, headers: response.headers };
   }
 
-  placeOrder(body: unknown, headers: Record<string, string> = {}) {
-    return this.http('order', '/orders', {
+  /** POST /orders, to the order replica `instance`. */
+  placeOrder(body: unknown, headers: Record<string, string> = {}, instance = '0') {
+    const init = {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+    };
+    return this.http('order', '/orders', init, instance);
+  }
+
+  /** Sends a signal to a running instance without forgetting it (SIGSTOP, SIGCONT). */
+  signal(service: Component, instance: string, signal: NodeJS.Signals): void {
+    const running = this.running.get(`${service}-${instance}`);
+    if (!running) throw new Error(`${service}-${instance} is not running`);
+    running.child.kill(signal);
   }
 
   /** Waits until the order is CONFIRMED or FAILED and returns it. */

@@ -1,19 +1,34 @@
 import { Type } from '@sinclair/typebox';
-import { Cents, CustomerId, envJson, main, runService, StateTable, notFound } from '@ordersaga/runtime';
-import { createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
+import {
+  Cents,
+  createLogger,
+  CustomerId,
+  envJson,
+  holdExpiry,
+  holdTimeMs,
+  main,
+  notFound,
+  runService,
+  StateTable,
+} from '@ordersaga/runtime';
+import { authorizationHold, createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
 
 /** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
 const DEMO_ACCOUNTS: Accounts = { alice: 100_000, bob: 1_000 };
 
 main(async () => {
   const accounts = envJson('BILLING_ACCOUNTS', Type.Record(CustomerId, Cents), DEMO_ACCOUNTS);
+  const holdMs = holdTimeMs();
   const table = new StateTable<Payment>();
   const ledger = new Ledger(accounts, table);
+  const expiry = holdExpiry(table, authorizationHold(holdMs), createLogger('billing'));
   await runService({
     name: 'billing',
     stateTopic: 'billing.state',
     table,
-    handle: createBillingHandler(ledger),
+    handle: createBillingHandler(ledger, holdMs),
+    tick: expiry.tick,
+    onCommitted: expiry.observe,
     routes: (app) => {
       app.get('/accounts', async () => ledger.all());
       app.get<{ Params: { customerId: string } }>('/accounts/:customerId', async (request, reply) => {

@@ -1,5 +1,14 @@
 import { Type } from '@sinclair/typebox';
-import { createLogger, CustomerId, envJson, main, runService, StateTable, notFound } from '@ordersaga/runtime';
+import {
+  createLogger,
+  CustomerId,
+  envJson,
+  main,
+  notFound,
+  runService,
+  StateTable,
+  type SagaState,
+} from '@ordersaga/runtime';
 import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
 
 main(async () => {
@@ -9,11 +18,13 @@ main(async () => {
     {},
   );
   const table = new StateTable<Notification>();
+  const sagas = new StateTable<SagaState>();
   await runService({
     name: 'notification',
     stateTopic: 'notification.state',
     table,
-    handle: createNotificationHandler(webhooks, createLogger('notification')),
+    lookups: [{ topic: 'order.state', table: sagas }],
+    handle: createNotificationHandler(webhooks, sagas, createLogger('notification')),
     routes: (app) => {
       app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request) => {
         const { customerId } = request.query;

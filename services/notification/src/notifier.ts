@@ -3,8 +3,21 @@
  * a row of `notification.state` (keyed by orderId): a redelivered or replayed order event finds
  * it and says nothing again. A customer with a webhook also gets an HTTP POST, retried by the
  * runtime with backoff and dead-lettered with the reason when it keeps failing.
+ *
+ * An order event is only believed when the saga itself ended so: its row in `order.state` (a
+ * lookup table, committed in the same transaction as the event) has the same terminal phase.
+ * An event for an order with no such saga (a bug, a replay after retention, a foreign writer)
+ * tells nobody anything: it goes to the dead-letter topic with the reason.
  */
-import type { AnyEnvelope, Decision, Effect, HandlerContext, Logger, StateView } from '@ordersaga/runtime';
+import {
+  type AnyEnvelope,
+  type Decision,
+  type Effect,
+  type HandlerContext,
+  type Logger,
+  type SagaState,
+  type StateView,
+} from '@ordersaga/runtime';
 
 /** Webhook URL per customer. */
 export type Webhooks = Readonly<Record<string, string>>;
@@ -17,6 +30,8 @@ export interface Notification {
   readonly correlationId: string;
   readonly webhook?: string;
   readonly at: string;
+  /** How it is known that the order ended so: the saga's own row, as read from its state topic. */
+  readonly knownFrom: { readonly topic: 'order.state'; readonly phase: 'CONFIRMED' | 'FAILED'; readonly at: string };
 }
 
 const euros = (cents: number) => `${(cents / 100).toFixed(2)} EUR`;
@@ -36,13 +51,28 @@ function webhookCall(url: string, notification: Notification): Effect {
   };
 }
 
-export function createNotificationHandler(webhooks: Webhooks, log: Logger) {
-  return (message: AnyEnvelope, state: StateView<Notification>, { now }: HandlerContext): Decision<Notification> => {
+export function createNotificationHandler(webhooks: Webhooks, sagas: StateView<SagaState>, log: Logger) {
+  return (
+    message: AnyEnvelope,
+    state: StateView<Notification>,
+    { now, lookupsCaughtUp }: HandlerContext,
+  ): Decision<Notification> => {
     if (message.type !== 'order.confirmed' && message.type !== 'order.failed') {
       throw new Error(`notification does not handle ${message.type}`);
     }
     if (state.get(message.orderId)) return {};
+    const ended = message.type === 'order.confirmed' ? 'CONFIRMED' : 'FAILED';
+    const saga = sagas.get(message.orderId);
+    if (saga?.phase !== ended) {
+      // The saga's row is committed with the event, but the lookup may not have read it yet.
+      if (!lookupsCaughtUp) return { awaitLookups: true };
+      const found = saga ? `its saga is ${saga.phase}` : 'it has no saga';
+      throw new Error(`${message.type} for order ${message.orderId}, but ${found} in order.state: nobody is told`);
+    }
     const { customerId } = message.payload;
+    if (saga.customerId !== customerId) {
+      throw new Error(`${message.type} for order ${message.orderId} names ${customerId}, its saga ${saga.customerId}`);
+    }
     const text =
       message.type === 'order.confirmed'
         ? `Your order ${message.orderId} is confirmed: ${euros(message.payload.total)}.`
@@ -56,6 +86,7 @@ export function createNotificationHandler(webhooks: Webhooks, log: Logger) {
       correlationId: message.correlationId,
       ...(webhook ? { webhook } : {}),
       at: now.toISOString(),
+      knownFrom: { topic: 'order.state', phase: ended, at: saga.updatedAt },
     };
     return {
       put: [[message.orderId, notification]],

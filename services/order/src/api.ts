@@ -8,6 +8,7 @@ import {
   initial,
   notFound,
   orderIdFor,
+  unavailable,
   OrderItems,
   PricedLine,
   type OrderItem,
@@ -83,14 +84,20 @@ function view(saga: SagaState): OrderView {
   };
 }
 
-const sameItems = (a: readonly OrderItem[], b: readonly OrderItem[]) => JSON.stringify(a) === JSON.stringify(b);
+const sameOrder = (order: Pick<OrderView, 'customerId' | 'items'>, customerId: string, items: readonly OrderItem[]) =>
+  order.customerId === customerId && JSON.stringify(order.items) === JSON.stringify(items);
 
 export interface OrderApiOptions {
   readonly table: StateTable<SagaState>;
   readonly publisher: Publisher;
+  /** How long a POST with an Idempotency-Key waits for the saga to start before answering 503. */
+  readonly startTimeoutMs: number;
 }
 
-export async function orderApi(app: FastifyInstance, { table, publisher }: OrderApiOptions): Promise<void> {
+export async function orderApi(
+  app: FastifyInstance,
+  { table, publisher, startTimeoutMs }: OrderApiOptions,
+): Promise<void> {
   // Orders accepted here whose saga may not be committed yet, so a GET right after the POST
   // works. Bounded: the oldest go first, long after their saga has taken over.
   const accepted = new Map<string, OrderView>();
@@ -116,15 +123,15 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
       const { customerId, items } = request.body;
       const idempotencyKey = request.headers['idempotency-key'];
       const orderId = orderIdFor(customerId, idempotencyKey);
+      const reused = () =>
+        reply.code(422).send({
+          statusCode: 422,
+          error: 'Unprocessable Entity',
+          message: 'Idempotency-Key was already used for a different order',
+        });
       const existing = find(orderId);
       if (existing) {
-        if (existing.customerId !== customerId || !sameItems(existing.items, items)) {
-          return reply.code(422).send({
-            statusCode: 422,
-            error: 'Unprocessable Entity',
-            message: 'Idempotency-Key was already used for a different order',
-          });
-        }
+        if (!sameOrder(existing, customerId, items)) return reused();
         return reply.code(200).header('location', `/orders/${orderId}`).send(existing);
       }
       const now = new Date();
@@ -144,6 +151,24 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
           error: 'Service Unavailable',
           message: 'Kafka is unavailable; retry with the same Idempotency-Key',
         });
+      }
+      if (idempotencyKey) {
+        // Requests with the same key may race here, on this replica or another: each placed an
+        // order.placed, and the saga started from the first in its partition. Only its body is
+        // accepted; the others learn which order their key stands for.
+        const saga = await table.whenCommitted(orderId, startTimeoutMs);
+        if (!saga) {
+          return unavailable(
+            reply,
+            `order ${orderId} is queued but its saga did not start within ${startTimeoutMs} ms; ` +
+              'retry with the same Idempotency-Key to learn its state',
+            1,
+          );
+        }
+        const order = view(saga);
+        if (!sameOrder(order, customerId, items)) return reused();
+        request.log.info({ orderId }, 'order placed');
+        return reply.code(202).header('location', `/orders/${orderId}`).send(order);
       }
       const pending: OrderView = {
         orderId,
@@ -172,7 +197,7 @@ export async function orderApi(app: FastifyInstance, { table, publisher }: Order
         tags: ['orders'],
         summary: 'An order: its state, step history and failure reason',
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
-        response: { 200: OrderView, 404: ErrorBody },
+        response: { 200: OrderView, 404: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {

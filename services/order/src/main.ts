@@ -26,7 +26,11 @@ main(async () => {
         },
         hideUntagged: true,
       });
-      await app.register(orderApi, { table, publisher: publisher! });
+      await app.register(orderApi, {
+        table,
+        publisher: publisher!,
+        startTimeoutMs: envInt('ORDER_START_TIMEOUT_MS', 10_000),
+      });
       app.get('/openapi.json', async () => app.swagger());
     },
   });

@@ -5,6 +5,7 @@
  */
 import { metrics, TERMINAL, type RowChange, type SagaState, type StateView } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { TIMEOUT_KIND } from './saga/engine.js';
 import { orderSaga } from './saga/order-saga.js';
 
 const registers = [metrics.registry];
@@ -45,8 +46,8 @@ const timeouts = new Counter({
 });
 
 const COMPENSATIONS = new Set(orderSaga.steps.flatMap((s) => (s.compensation ? [s.compensation.name] : [])));
-const FAILURE_REASONS = ['out_of_stock', 'payment_declined', 'timeout', 'other'] as const;
-type Reason = (typeof FAILURE_REASONS)[number] | 'none';
+/** The failure kinds the saga's steps declare, and a timeout: a small fixed set of labels. */
+const FAILURE_REASONS = new Set([...orderSaga.steps.flatMap((s) => s.failureKinds), TIMEOUT_KIND, 'other']);
 
 // Every series at 0 from the start: a counter first seen at 1 shows no increase() or rate().
 finished.inc({ outcome: 'confirmed', reason: 'none' }, 0);
@@ -56,14 +57,10 @@ for (const step of [...orderSaga.steps.map((s) => s.name), ...COMPENSATIONS]) ti
 const seconds = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.parse(from)) / 1000;
 
 /** The failure reason as a label: a small fixed set, never the free text. */
-function reasonOf(saga: SagaState): Reason {
+function reasonOf(saga: SagaState): string {
   if (saga.phase === 'CONFIRMED') return 'none';
-  if (saga.failure?.timedOut) return 'timeout';
-  return saga.failure?.step === 'reserveStock'
-    ? 'out_of_stock'
-    : saga.failure?.step === 'chargePayment'
-      ? 'payment_declined'
-      : 'other';
+  const kind = saga.failure?.kind;
+  return kind && FAILURE_REASONS.has(kind) ? kind : 'other';
 }
 
 export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>): void {

@@ -23,8 +23,9 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
     requestIdHeader: 'x-correlation-id',
     requestIdLogLabel: 'correlationId',
     genReqId: () => randomUUID(),
-    // An unknown field is refused with a reason rather than silently dropped.
-    ajv: { customOptions: { removeAdditional: false } },
+    // An unknown field is refused with a reason rather than silently dropped, and a value of the
+    // wrong type ("3" for 3) is refused rather than coerced: what is stored is what was sent.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
   // By route (the pattern, not the path: /orders/:id is one series), with its count as _count.
   app.addHook('onResponse', async (request, reply) => {
@@ -79,4 +80,12 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
 /** The platform's 404: the same error shape as fastify's own 400s, with the reason. */
 export function notFound(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(404).send({ statusCode: 404, error: 'Not Found', message });
+}
+
+/** The platform's 503: not now, with the reason, and when to ask again. */
+export function unavailable(reply: FastifyReply, message: string, retryAfterSeconds: number): FastifyReply {
+  return reply
+    .code(503)
+    .header('retry-after', String(retryAfterSeconds))
+    .send({ statusCode: 503, error: 'Service Unavailable', message: `${message}; retry in ${retryAfterSeconds} s` });
 }

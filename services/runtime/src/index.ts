@@ -1,6 +1,7 @@
 export * from './config.js';
 export * from './context.js';
 export * from './envelope.js';
+export * from './holds.js';
 export * from './http.js';
 export * from './kafka.js';
 export * from './messages.js';

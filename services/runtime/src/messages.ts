@@ -69,6 +69,11 @@ export const PAYLOADS = {
       },
       { additionalProperties: false },
     ),
+    // A SKU that is not in the catalogue: a mistake in the order, not a stock problem.
+    Type.Object(
+      { result: Type.Literal('unknown-sku'), reason: Reason, skus: Type.Array(Sku, { minItems: 1 }) },
+      { additionalProperties: false },
+    ),
   ]),
   'stock.release': Type.Object({ reason: Reason }, { additionalProperties: false }),
   'stock.released': Type.Object({ released: Type.Array(OrderItem), reason: Reason }, { additionalProperties: false }),

@@ -46,6 +46,13 @@ export const deadLetters = new Counter({
   registers: [registry],
 });
 
+export const holdsExpired = new Counter({
+  name: 'ordersaga_holds_expired_total',
+  help: 'Holds (reservations, authorizations) released because nothing made them final or released them in time',
+  labelNames: ['hold'] as const,
+  registers: [registry],
+});
+
 export const consumerLag = new Gauge({
   name: 'ordersaga_consumer_lag_messages',
   help: 'Messages between the last processed offset and the high watermark, per partition',

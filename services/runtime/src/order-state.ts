@@ -15,7 +15,10 @@ export interface HistoryEntry {
 
 export interface Failure {
   readonly step: string;
+  /** For people: what went wrong, with the figures. */
   readonly reason: string;
+  /** For machines (metric labels, SagaOrder condition reasons): one of a small fixed set. */
+  readonly kind: string;
   readonly timedOut: boolean;
 }
 

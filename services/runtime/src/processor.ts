@@ -11,7 +11,10 @@
  *   no effect is lost or doubled. Batches that arrive while a transaction commits share the
  *   next one (group commit);
  * - retries a failed commit with backoff, undoing the state writes first;
- * - runs the service's periodic tick (saga timeouts) through the same path;
+ * - runs the service's periodic tick (saga timeouts, hold expiry) through the same path, on the
+ *   partitions it owns (and, when the tick asks, only those whose input is processed to its end);
+ * - follows the lookup tables a service reads but does not own (another service's state topic),
+ *   and lets a handler ask for them to be caught up before it decides;
  * - traces each message in a consumer span (tracing.ts), child of the span that sent it, and
  *   each message it sends in a producer span, ended when the transaction commits;
  * - on SIGTERM, finishes the batch in hand, commits and leaves the group.
@@ -27,6 +30,7 @@ import {
   type Message,
   type Producer,
 } from 'kafkajs';
+import { ConsumerProgress } from './consumer-progress.js';
 import { currentContext, withContext, type Logger } from './context.js';
 import { decode, encode, headersToStrings, PoisonMessageError, type Outgoing } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
@@ -71,6 +75,11 @@ export interface Decision<V> {
   readonly effects?: ReadonlyArray<Effect>;
   /** A span of its own for this work, child of the message's; what it sends is sent from it. */
   readonly span?: WorkSpan;
+  /**
+   * Decide again once the lookup tables have read everything committed so far: for a message
+   * that refers to a row another service committed with it, which a lookup may not have yet.
+   */
+  readonly awaitLookups?: true;
 }
 
 export interface HandlerContext {
@@ -79,6 +88,8 @@ export interface HandlerContext {
   readonly traceId?: string;
   /** W3C traceparent of the span handling the message: later work on it continues from there. */
   readonly traceparent?: string;
+  /** True when the lookup tables have read everything committed before this message was handled. */
+  readonly lookupsCaughtUp?: boolean;
 }
 
 export type Handler<V> = (message: AnyEnvelope, state: StateView<V>, context: HandlerContext) => Decision<V>;
@@ -89,7 +100,18 @@ export type TickDecision<V> = Decision<V> & { readonly traceparent?: string };
 /** Work not started by a message: it sees only the rows of partitions this replica owns. */
 export interface Tick<V> {
   readonly everyMs: number;
+  /**
+   * Run only on partitions in which every message committed to these topics is processed: for
+   * clock work that a message on its way would contradict.
+   */
+  readonly caughtUpOn?: readonly SagaTopic[];
   run(state: StateView<V>, owns: (partition: number) => boolean, now: Date): ReadonlyArray<TickDecision<V>>;
+}
+
+/** Another service's state, read (never written) by a service: a table it looks rows up in. */
+export interface Lookup {
+  readonly topic: StateTopic;
+  readonly table: StateTable<unknown>;
 }
 
 export interface ProcessorOptions<V> {
@@ -103,6 +125,7 @@ export interface ProcessorOptions<V> {
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
+  readonly lookups?: readonly Lookup[];
   /** Sees each committed transaction's row changes, once (metrics). */
   readonly onCommitted?: (changes: ReadonlyArray<RowChange<V>>) => void;
   readonly backoff?: BackoffPolicy;
@@ -129,7 +152,8 @@ interface Pending<V> {
 
 /** Work for the next transaction: a consumed batch, or a clock tick. */
 type WorkItem<V> =
-  { readonly kind: 'batch'; readonly payload: EachBatchPayload } | { readonly kind: 'tick'; readonly tick: Tick<V> };
+  | { readonly kind: 'batch'; readonly payload: EachBatchPayload }
+  | { readonly kind: 'tick'; readonly tick: Tick<V>; readonly owns: (partition: number) => boolean };
 type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (err: unknown) => void } };
 
 /** How many partitions' batches may wait for one transaction together. */
@@ -148,6 +172,8 @@ export class Processor<V> {
   private readonly producers: Producer[];
   private transactions = 0;
   private readonly stateLog: StateLog<V>;
+  private readonly lookupLogs: StateLog<unknown>[];
+  private readonly progress: ConsumerProgress;
   private readonly groupId: string;
   private readonly backoff: BackoffPolicy;
   private readonly log: Logger;
@@ -156,8 +182,11 @@ export class Processor<V> {
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private owned = new Set<number>();
+  /** +1 per assignment: clock work prepared for an older one is dropped. */
+  private assignment = 0;
   private needsCatchUp = true;
   private tickTimer: NodeJS.Timeout | undefined;
+  private ticking = false;
   private running = false;
   private caughtUpOnce = false;
 
@@ -190,6 +219,10 @@ export class Processor<V> {
       }),
     );
     this.stateLog = new StateLog(kafka, options.admin, namer, options.stateTopic, options.table, service, this.log);
+    this.lookupLogs = (options.lookups ?? []).map(
+      ({ topic, table }) => new StateLog(kafka, options.admin, namer, topic, table, `${service}.lookup`, this.log),
+    );
+    this.progress = new ConsumerProgress(this.consumer, options.admin, this.groupId);
     initialiseSeries(topicsConsumedBy(service));
   }
 
@@ -198,18 +231,34 @@ export class Processor<V> {
     return this.running && this.caughtUpOnce;
   }
 
+  /**
+   * True once the state (and the lookups) are restored from their topics: until then a read
+   * would see part of the state, and an existing row look missing.
+   */
+  get restored(): boolean {
+    return this.caughtUpOnce;
+  }
+
   async start(): Promise<void> {
     const { namer, service } = this.options;
     await Promise.all(this.producers.map((p) => p.connect()));
-    await this.stateLog.start();
-    await this.stateLog.catchUp();
+    const logs = [this.stateLog, ...this.lookupLogs];
+    await Promise.all(logs.map((l) => l.start()));
+    await Promise.all(logs.map((l) => l.catchUp()));
     this.caughtUpOnce = true;
     this.log.info({ rows: this.options.table.size }, `state loaded from ${this.options.stateTopic}`);
 
+    const consumed = topicsConsumedBy(service).map((t) => namer.physical(t));
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.owned = new Set(Object.values(payload.memberAssignment).flat());
+      this.assignment++;
       this.needsCatchUp = true;
       this.log.info({ partitions: [...this.owned].sort((a, b) => a - b) }, 'partitions assigned');
+      // Clock work due on the new partitions (timeouts, expired holds) runs at once, not a period later.
+      this.progress
+        .assigned(consumed)
+        .then(() => this.tickNow())
+        .catch((err) => this.log.warn({ err }, 'could not read committed offsets'));
     });
     await this.consumer.connect();
     for (const topic of topicsConsumedBy(service)) {
@@ -227,13 +276,31 @@ export class Processor<V> {
       },
     });
     this.running = true;
+    this.tickNow();
     const tick = this.options.tick;
-    if (tick) {
-      this.tickTimer = setInterval(() => {
-        if (this.inbox.some((w) => w.kind === 'tick')) return;
-        this.submit({ kind: 'tick', tick }).catch((err) => this.log.error({ err }, 'tick failed'));
-      }, tick.everyMs);
+    if (tick) this.tickTimer = setInterval(() => this.tickNow(), tick.everyMs);
+  }
+
+  /** Starts the tick unless one is under way. */
+  private tickNow(): void {
+    const tick = this.options.tick;
+    if (!tick || this.ticking || !this.running || this.owned.size === 0) return;
+    this.ticking = true;
+    this.runTick(tick)
+      .catch((err) => this.log.warn({ err }, 'tick failed; trying again at the next one'))
+      .finally(() => (this.ticking = false));
+  }
+
+  /** Clock work, on the partitions this replica owns (and whose input is processed, if asked). */
+  private async runTick(tick: Tick<V>): Promise<void> {
+    const assignment = this.assignment;
+    let eligible: ReadonlySet<number> = this.owned;
+    for (const topic of tick.caughtUpOn ?? []) {
+      eligible = await this.progress.caughtUp(this.options.namer.physical(topic), eligible);
     }
+    if (assignment !== this.assignment) return;
+    const owns = (partition: number) => assignment === this.assignment && eligible.has(partition);
+    await this.submit({ kind: 'tick', tick, owns });
   }
 
   /** Graceful stop: the batches in hand are finished and committed, then the group is left. */
@@ -243,7 +310,7 @@ export class Processor<V> {
     await this.consumer.disconnect();
     await this.drained;
     await Promise.all(this.producers.map((p) => p.disconnect()));
-    await this.stateLog.stop();
+    await Promise.all([this.stateLog, ...this.lookupLogs].map((l) => l.stop()));
   }
 
   /** Queues work for the next transaction; resolves once it is committed. */
@@ -294,7 +361,7 @@ export class Processor<V> {
         try {
           for (const work of group) {
             if (work.kind === 'tick') {
-              this.stageTick(work.tick, pending);
+              this.stageTick(work.tick, work.owns, pending);
               continue;
             }
             const { batch, isRunning, isStale } = work.payload;
@@ -336,6 +403,7 @@ export class Processor<V> {
     for (const [{ batch, resolveOffset }, message] of handledUpTo) {
       const topic = this.options.namer.logical(batch.topic);
       resolveOffset(message.offset);
+      this.progress.processed(batch.topic, batch.partition, Number(message.offset) + 1);
       messagesConsumed.inc({ topic }, batch.messages.indexOf(message) + 1);
       consumerLag.set({ topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     }
@@ -369,14 +437,23 @@ export class Processor<V> {
         traceId: traceIdOf(traceparent),
       };
       await withContext(context, async () => {
-        let decision: Decision<V>;
-        try {
-          decision = this.options.handle(envelope, this.options.table, { now, traceId: context.traceId, traceparent });
-        } catch (err) {
-          // Handlers are pure: what throws once throws every time.
-          this.deadLetter(topic, partition, message, headers, 'handler-error', err, pending);
-          return;
+        const decide = (lookupsCaughtUp: boolean): Decision<V> | undefined => {
+          try {
+            const handlerContext = { now, traceId: context.traceId, traceparent, lookupsCaughtUp };
+            return this.options.handle(envelope, this.options.table, handlerContext);
+          } catch (err) {
+            // Handlers are pure: what throws once throws every time.
+            this.deadLetter(topic, partition, message, headers, 'handler-error', err, pending);
+            return undefined;
+          }
+        };
+        let decision = decide(false);
+        if (decision?.awaitLookups) {
+          // Not caught up in time is transient: the whole group is retried.
+          await Promise.all(this.lookupLogs.map((l) => l.catchUp()));
+          decision = decide(true);
         }
+        if (!decision) return;
         for (const effect of decision.effects ?? []) {
           try {
             await retry(
@@ -400,16 +477,15 @@ export class Processor<V> {
    * Timeouts and other clock work: sees only the rows of partitions this replica owns. Each of
    * its decisions continues the trace of the row it is about.
    */
-  private stageTick(tick: Tick<V>, pending: Pending<V>): void {
-    if (!this.running || this.owned.size === 0) return;
-    const owned = this.owned;
+  private stageTick(tick: Tick<V>, owns: (partition: number) => boolean, pending: Pending<V>): void {
+    if (!this.running) return;
     const now = new Date();
     const partitionOf = (key: string) => {
       const partition = this.options.table.row(key)?.partition;
       if (partition === undefined) throw new Error(`tick wrote key ${key}, which has no row`);
       return partition;
     };
-    for (const decision of tick.run(this.options.table, (p) => owned.has(p), now)) {
+    for (const decision of tick.run(this.options.table, (p) => this.owned.has(p) && owns(p), now)) {
       inTraceOf(decision.traceparent, () => this.stage(decision, partitionOf, pending, now));
     }
   }

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { envInt, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer, unavailable } from './http.js';
 import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
-import { Processor, type Handler, type ProcessorOptions, type Tick } from './processor.js';
+import { Processor, type Handler, type Lookup, type ProcessorOptions, type Tick } from './processor.js';
 import { Publisher } from './publisher.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
 import { startTelemetry } from './telemetry.js';
-import { HTTP_PORTS, type ServiceName, type StateTopic } from './topics.js';
+import { HTTP_PORTS, STATE_TOPICS, type ServiceName, type StateTopic, type TopicSpec } from './topics.js';
 
 /** What a service hands its HTTP routes. */
 export interface ServiceRuntime<V> {
@@ -25,6 +25,8 @@ export interface ServiceDefinition<V> {
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
+  /** Other services' state topics it reads (each must list the service among its `readers`). */
+  readonly lookups?: readonly Lookup[];
   readonly onCommitted?: ProcessorOptions<V>['onCommitted'];
   readonly publishes?: boolean;
   readonly routes?: (app: FastifyInstance, runtime: ServiceRuntime<V>) => Promise<void> | void;
@@ -40,6 +42,13 @@ export interface RunningService {
  * (in-flight batch finished and committed, group left, connections closed, last spans exported).
  */
 export async function runService<V>(definition: ServiceDefinition<V>): Promise<RunningService> {
+  for (const { topic } of definition.lookups ?? []) {
+    const readers: readonly string[] = (STATE_TOPICS[topic] as TopicSpec).readers ?? [];
+    if (!readers.includes(definition.name)) {
+      // Its ACLs are derived from the topic list: undeclared, it could not read it when deployed.
+      throw new Error(`${definition.name} looks up ${topic}, but topics.ts does not list it among its readers`);
+    }
+  }
   const config = runtimeConfig(definition.name, HTTP_PORTS[definition.name]);
   const log = createLogger(definition.name);
   const telemetry = await startTelemetry(definition.name, config.instanceId, log);
@@ -62,6 +71,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     table: definition.table,
     handle: definition.handle,
     tick: definition.tick,
+    lookups: definition.lookups,
     onCommitted: definition.onCommitted,
     backoff: {
       retries: envInt('RETRY_ATTEMPTS', DEFAULT_BACKOFF.retries),
@@ -74,7 +84,16 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
   await publisher?.connect();
 
   const app = createHttpServer(log, () => processor.ready);
-  await app.register(async (scope) => definition.routes?.(scope, { config, log, table: definition.table, publisher }));
+  await app.register(async (scope) => {
+    // Until the state is restored, a read would see part of it (an existing order missing, a
+    // level or a balance wrong): the service's own routes say so instead of answering.
+    scope.addHook('onRequest', async (_request, reply) => {
+      if (processor.restored) return;
+      const { name, stateTopic, table } = definition;
+      return unavailable(reply, `${name} is restoring its state from ${stateTopic} (${table.size} rows so far)`, 1);
+    });
+    await definition.routes?.(scope, { config, log, table: definition.table, publisher });
+  });
   const url = await app.listen({ port: config.httpPort, host: config.httpHost });
 
   await processor.start();

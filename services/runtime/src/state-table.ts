@@ -25,6 +25,8 @@ export class StateTable<V> implements StateView<V> {
   private readonly listeners: ChangeListener<V>[] = [];
   /** Rows written by the batch in progress, with what they were before it. */
   private readonly uncommitted = new Map<string, Row<V> | undefined>();
+  /** Readers waiting for a key's first committed value. */
+  private readonly waiting = new Map<string, Array<(value: V) => void>>();
 
   /** Derived views (sums, indexes) subscribe here and stay exact through writes and undos. */
   onChange(listener: ChangeListener<V>): void {
@@ -70,9 +72,31 @@ export class StateTable<V> implements StateView<V> {
     };
   }
 
+  /**
+   * The key's committed value, as soon as there is one (written here, or by another replica and
+   * read from the state topic); undefined if none within `timeoutMs`.
+   */
+  whenCommitted(key: string, timeoutMs: number): Promise<V | undefined> {
+    const now = this.getCommitted(key);
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const done = (value: V | undefined) => {
+        clearTimeout(timer);
+        const others = (this.waiting.get(key) ?? []).filter((w) => w !== done);
+        if (others.length > 0) this.waiting.set(key, others);
+        else this.waiting.delete(key);
+        resolve(value);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      this.waiting.set(key, [...(this.waiting.get(key) ?? []), done]);
+    });
+  }
+
   /** The batch in progress is committed: its rows become what readers see. */
   commit(): void {
+    const keys = [...this.uncommitted.keys()];
     this.uncommitted.clear();
+    for (const key of keys) this.wakeReaders(key);
   }
 
   /** A row read from the state topic: applied only when newer than what we hold. */
@@ -80,7 +104,14 @@ export class StateTable<V> implements StateView<V> {
     const current = this.data.get(key);
     if (current && current.rev >= row.rev) return false;
     this.set(key, current, row);
+    this.wakeReaders(key);
     return true;
+  }
+
+  private wakeReaders(key: string): void {
+    const readers = this.waiting.get(key);
+    const value = readers && this.getCommitted(key);
+    if (value !== undefined) for (const wake of [...readers!]) wake(value);
   }
 
   private set(key: string, from: Row<V> | undefined, to: Row<V> | undefined): void {

@@ -21,6 +21,8 @@ export interface TopicSpec {
   readonly consumers: readonly ServiceName[];
   /** Compacted topics hold a service's durable state (latest value per key). */
   readonly compacted?: boolean;
+  /** Services that read a state topic as a lookup table (never writing it). */
+  readonly readers?: readonly ServiceName[];
 }
 
 export const SAGA_TOPICS = {
@@ -30,7 +32,7 @@ export const SAGA_TOPICS = {
     consumers: ['order'],
   },
   'stock.check.request': {
-    description: 'Command: reserve the items of an order.',
+    description: 'Command: reserve the items of an order (a hold, sold on confirmation).',
     producer: 'order',
     consumers: ['stock'],
   },
@@ -50,7 +52,7 @@ export const SAGA_TOPICS = {
     consumers: ['order'],
   },
   'payment.request': {
-    description: 'Command: charge the customer for an order.',
+    description: 'Command: authorize a payment for an order (a hold on credit, captured on confirmation).',
     producer: 'order',
     consumers: ['billing'],
   },
@@ -60,14 +62,14 @@ export const SAGA_TOPICS = {
     consumers: ['order'],
   },
   'payment.cancel': {
-    description: 'Compensation: void a payment whose reply timed out (refunds it if it was taken).',
+    description: 'Compensation: void the authorization of an order (whether or not its reply arrived).',
     producer: 'order',
     consumers: ['billing'],
   },
   'order.confirmed': {
-    description: 'Event: the saga ended well; stock is sold and the customer told.',
+    description: 'Event: the saga ended well; stock is sold, the payment captured and the customer told.',
     producer: 'order',
-    consumers: ['stock', 'notification'],
+    consumers: ['stock', 'billing', 'notification'],
   },
   'order.failed': {
     description: 'Event: the saga ended in failure, compensations done; the customer is told.',
@@ -80,19 +82,20 @@ export type SagaTopic = keyof typeof SAGA_TOPICS;
 
 export const STATE_TOPICS = {
   'order.state': {
-    description: 'Saga state per order (compacted, keyed by orderId).',
+    description: 'Saga state per order (compacted, keyed by orderId); Notification checks an order ended here.',
     producer: 'order',
     consumers: ['order'],
     compacted: true,
+    readers: ['notification'],
   },
   'stock.state': {
-    description: 'Reservation per order (compacted, keyed by orderId).',
+    description: 'Reservation (hold or sale) per order (compacted, keyed by orderId).',
     producer: 'stock',
     consumers: ['stock'],
     compacted: true,
   },
   'billing.state': {
-    description: 'Payment per order (compacted, keyed by orderId).',
+    description: 'Payment (authorization or capture) per order (compacted, keyed by orderId).',
     producer: 'billing',
     consumers: ['billing'],
     compacted: true,

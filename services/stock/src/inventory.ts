@@ -4,12 +4,17 @@
  * The state is one row per order (`stock.state`, keyed by orderId); levels are derived from
  * the seeded catalogue minus what the rows hold, so they are exact after any replay:
  *   initial = available + reserved + sold
+ *
+ * A reservation is a hold: only `order.confirmed` sells it, a `stock.release` gives it back,
+ * and one that neither happens to within the hold time is released by the clock (holdExpiry),
+ * so a request no saga follows up (a bug, a replay, a foreign writer) never keeps stock.
  */
 import {
   reply,
   type AnyEnvelope,
   type Decision,
   type HandlerContext,
+  type HoldRules,
   type OrderItem,
   type PricedLine,
   type StateTable,
@@ -32,6 +37,8 @@ export interface Reservation {
   readonly lines?: readonly PricedLine[];
   readonly reason?: string;
   readonly at: string;
+  /** While reserved: when the hold expires (epoch ms) unless the order is confirmed or released. */
+  readonly heldUntil?: number;
 }
 
 export interface StockLevel {
@@ -64,6 +71,10 @@ export class Levels {
     for (const { sku, quantity } of reservation.items) bucket.set(sku, (bucket.get(sku) ?? 0) + sign * quantity);
   }
 
+  known(sku: string): boolean {
+    return Object.hasOwn(this.catalog, sku);
+  }
+
   level(sku: string): StockLevel | undefined {
     const entry = this.catalog[sku];
     if (!entry) return undefined;
@@ -91,7 +102,18 @@ function demand(items: readonly OrderItem[]): Map<string, number> {
   return totals;
 }
 
-export function createStockHandler(levels: Levels) {
+/** How a reservation nobody settles is released: what the runtime's holdExpiry needs to know. */
+export function reservationHold(holdMs: number): HoldRules<Reservation> {
+  return {
+    name: 'stock-reservation',
+    holdMs,
+    heldUntil: (r) => (r.status === 'reserved' ? (r.heldUntil ?? 0) : undefined),
+    expire: (r, reason, now) => ({ ...r, status: 'released', reason, at: now.toISOString() }),
+    settledBy: ['order.confirmed'],
+  };
+}
+
+export function createStockHandler(levels: Levels, holdMs: number) {
   return (message: AnyEnvelope, state: StateView<Reservation>, { now }: HandlerContext): Decision<Reservation> => {
     const existing = state.get(message.orderId);
     const at = now.toISOString();
@@ -100,8 +122,16 @@ export function createStockHandler(levels: Levels) {
       case 'stock.check.request': {
         // Seen before (duplicate), or released before it arrived (the saga timed out): nothing to do.
         if (existing) return {};
+        const unknown = [...demand(message.payload.items).keys()].filter((sku) => !levels.known(sku));
+        if (unknown.length > 0) {
+          const reason = `unknown SKU ${unknown.join(', ')}`;
+          return {
+            put: [[message.orderId, { status: 'rejected', items: message.payload.items, reason, at }]],
+            send: [reply(message, 'stock.checked', { result: 'unknown-sku', reason, skus: unknown }, now)],
+          };
+        }
         const missing = [...demand(message.payload.items)].flatMap(([sku, requested]) => {
-          const available = levels.level(sku)?.available ?? 0;
+          const available = levels.level(sku)!.available;
           return available >= requested ? [] : [{ sku, requested, available }];
         });
         if (missing.length > 0) {
@@ -117,14 +147,16 @@ export function createStockHandler(levels: Levels) {
           unitPrice: levels.level(sku)!.price,
         }));
         const total = lines.reduce((sum, l) => sum + l.quantity * l.unitPrice, 0);
+        const heldUntil = now.getTime() + holdMs;
         return {
-          put: [[message.orderId, { status: 'reserved', items: message.payload.items, lines, at }]],
+          put: [[message.orderId, { status: 'reserved', items: message.payload.items, lines, at, heldUntil }]],
           send: [reply(message, 'stock.checked', { result: 'reserved', lines, total }, now)],
         };
       }
 
       case 'stock.release': {
         const { reason } = message.payload;
+        // Released already (a duplicate, or its hold expired), or never reserved: nothing to give back.
         if (existing?.status === 'released' || existing?.status === 'rejected') return {};
         if (existing?.status === 'sold')
           throw new Error(`order ${message.orderId} is sold; its stock cannot be released`);
@@ -141,7 +173,8 @@ export function createStockHandler(levels: Levels) {
         if (existing?.status !== 'reserved') {
           throw new Error(`order ${message.orderId} confirmed but its stock is ${existing?.status ?? 'not reserved'}`);
         }
-        return { put: [[message.orderId, { ...existing, status: 'sold', at }]] };
+        const { heldUntil: _settled, ...sold } = existing;
+        return { put: [[message.orderId, { ...sold, status: 'sold', at }]] };
       }
 
       default:

@@ -1,6 +1,17 @@
 import { Type } from '@sinclair/typebox';
-import { Cents, envJson, main, runService, Sku, StateTable, notFound } from '@ordersaga/runtime';
-import { createStockHandler, Levels, type Catalog, type Reservation } from './inventory.js';
+import {
+  Cents,
+  createLogger,
+  envJson,
+  holdExpiry,
+  holdTimeMs,
+  main,
+  notFound,
+  runService,
+  Sku,
+  StateTable,
+} from '@ordersaga/runtime';
+import { createStockHandler, Levels, reservationHold, type Catalog, type Reservation } from './inventory.js';
 
 /** What the local run starts with when STOCK_CATALOG is not set. */
 const DEMO_CATALOG: Catalog = {
@@ -18,13 +29,17 @@ main(async () => {
     ),
     DEMO_CATALOG,
   );
+  const holdMs = holdTimeMs();
   const table = new StateTable<Reservation>();
   const levels = new Levels(catalog, table);
+  const expiry = holdExpiry(table, reservationHold(holdMs), createLogger('stock'));
   await runService({
     name: 'stock',
     stateTopic: 'stock.state',
     table,
-    handle: createStockHandler(levels),
+    handle: createStockHandler(levels, holdMs),
+    tick: expiry.tick,
+    onCommitted: expiry.observe,
     routes: (app) => {
       app.get('/stock', async () => levels.all());
       app.get<{ Params: { sku: string } }>('/stock/:sku', async (request, reply) => {

@@ -79,9 +79,33 @@ describe('order saga', () => {
   test('out of stock fails at once: nothing to compensate, no payment requested', () => {
     const started = engine.start(placed, at(0));
     const failed = engine.onReply(started.state, insufficient, at(10))!;
-    expect(failed.state).toMatchObject({ phase: 'FAILED', failure: { step: 'reserveStock', timedOut: false } });
+    expect(failed.state).toMatchObject({
+      phase: 'FAILED',
+      failure: { step: 'reserveStock', kind: 'out_of_stock', timedOut: false },
+    });
     expect(failed.state.failure?.reason).toMatch(/out of stock/);
     expect(types(failed.send)).toEqual(['order.failed']);
+  });
+
+  test('a SKU not in the catalogue is its own failure, not a stock shortage', () => {
+    const unknown = message('stock.checked', { result: 'unknown-sku', reason: 'unknown SKU NOPE-1', skus: ['NOPE-1'] });
+    const failed = engine.onReply(engine.start(placed, at(0)).state, unknown, at(10))!;
+    expect(failed.state).toMatchObject({
+      phase: 'FAILED',
+      failure: { step: 'reserveStock', kind: 'unknown_sku', reason: 'unknown SKU NOPE-1', timedOut: false },
+    });
+    expect(types(failed.send)).toEqual(['order.failed']);
+  });
+
+  test('a reply handled after its deadline is late: the step times out and is compensated', () => {
+    const charging = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    // The approval was sent in time but handled after the deadline (say the orchestrator was down).
+    const late = engine.onReply(charging.state, approved, at(1_011))!;
+    expect(late.state).toMatchObject({
+      phase: 'COMPENSATING',
+      failure: { step: 'chargePayment', kind: 'timeout', timedOut: true },
+    });
+    expect(types(late.send)).toEqual(['payment.cancel', 'stock.release']);
   });
 
   test('declined payment releases the stock, then fails once the release is done', () => {
@@ -91,7 +115,10 @@ describe('order saga', () => {
     expect(types(compensating.send)).toEqual(['stock.release']);
 
     const failed = engine.onReply(compensating.state, released, at(30))!;
-    expect(failed.state).toMatchObject({ phase: 'FAILED', failure: { step: 'chargePayment' } });
+    expect(failed.state).toMatchObject({
+      phase: 'FAILED',
+      failure: { step: 'chargePayment', kind: 'payment_declined' },
+    });
     expect(failed.state.failure?.reason).toMatch(/payment declined/);
     expect(types(failed.send)).toEqual(['order.failed']);
   });
@@ -104,7 +131,7 @@ describe('order saga', () => {
     expect(compensating.state).toMatchObject({
       phase: 'COMPENSATING',
       step: 'releaseStock',
-      failure: { step: 'chargePayment', timedOut: true },
+      failure: { step: 'chargePayment', kind: 'timeout', timedOut: true },
     });
     expect(compensating.state.failure?.reason).toMatch(/timed out/);
     // The late approval changes nothing: the cancel already on its way refunds it.

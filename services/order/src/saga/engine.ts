@@ -12,6 +12,9 @@
  *   still ends, since the compensation command is durable in Kafka and will be applied.
  * - Replies that do not match what the saga awaits (duplicates, late replies after a timeout,
  *   replays) change nothing.
+ * - A step's reply handled after the step's deadline is late, whenever it was sent: the step
+ *   times out (and is compensated). So a saga confirms within its steps' timeouts of starting,
+ *   which is what lets the participants release a hold no saga made final after a hold time.
  *
  * Each transition also describes the span it is in the order's trace, `saga <name>: <what the
  * saga does next>` (a step, a compensation, confirmed or failed), for the runtime to record: the
@@ -36,7 +39,11 @@ export function command<T extends SagaTopic>(type: T, payload: Payload<T>): Comm
 
 export type StepOutcome =
   | { readonly ok: true; readonly update: Partial<SagaState>; readonly event: string }
-  | { readonly ok: false; readonly reason: string };
+  /** `kind` is one of the step's `failureKinds`; `reason` says it for people. */
+  | { readonly ok: false; readonly kind: string; readonly reason: string };
+
+/** The failure kind of a step that timed out. */
+export const TIMEOUT_KIND = 'timeout';
 
 export interface Compensation {
   readonly name: string;
@@ -52,6 +59,8 @@ export interface Step {
   readonly invoke: (saga: SagaState, deadline: number) => Command;
   readonly reply: SagaTopic;
   readonly onReply: (saga: SagaState, reply: AnyEnvelope) => StepOutcome;
+  /** Every `kind` its failures can have: metric labels and condition reasons, known in advance. */
+  readonly failureKinds: readonly string[];
   readonly compensation?: Compensation;
 }
 
@@ -136,6 +145,7 @@ export class SagaEngine {
     const index = this.definition.steps.findIndex((s) => s.name === saga.step);
     const step = this.definition.steps[index];
     if (!step || step.reply !== reply.type) return null;
+    if (saga.deadline !== null && now.getTime() > saga.deadline) return this.moveOnTimeout(saga, now);
     const outcome = step.onReply(saga, reply);
     if (outcome.ok) {
       const done = record(
@@ -147,7 +157,7 @@ export class SagaEngine {
     }
     const failed: SagaState = {
       ...record(saga, now, `${step.name} failed: ${outcome.reason}`),
-      failure: { step: step.name, reason: outcome.reason, timedOut: false },
+      failure: { step: step.name, reason: outcome.reason, kind: outcome.kind, timedOut: false },
       compensations: this.compensationsOf([...saga.completed].reverse()),
     };
     return this.compensate(failed, now, []);
@@ -166,7 +176,7 @@ export class SagaEngine {
     const reason = `${step.name} timed out after ${this.timeouts.stepMs} ms waiting for ${step.reply}`;
     const failed: SagaState = {
       ...record(saga, now, reason),
-      failure: { step: step.name, reason, timedOut: true },
+      failure: { step: step.name, reason, kind: TIMEOUT_KIND, timedOut: true },
       // The timed-out step may still take effect, so it is undone first.
       compensations: this.compensationsOf([step.name, ...[...saga.completed].reverse()]),
     };

@@ -2,13 +2,15 @@
  * The order saga, top to bottom.
  *
  *   order.placed
- *     1. reserveStock   stock.check.request -> stock.checked    (reserved | insufficient)
+ *     1. reserveStock   stock.check.request -> stock.checked    (reserved | insufficient | unknown-sku)
  *                       compensation: stock.release, awaiting stock.released
  *     2. chargePayment  payment.request     -> payment.result   (approved | declined)
- *                       compensation: payment.cancel (voids a payment whose reply timed out)
- *   -> order.confirmed
+ *                       compensation: payment.cancel (voids the authorization)
+ *   -> order.confirmed  (Stock sells what it reserved, Billing captures what it authorized:
+ *                        until then both are holds, released after a hold time if no saga ends)
  *
  *   insufficient stock      -> order.failed; no payment is ever requested
+ *   a SKU not in catalogue  -> order.failed, "unknown SKU ..."; no payment is ever requested
  *   payment declined        -> stock.release, then order.failed once stock.released arrives
  *   a step times out        -> that step is compensated too (its effect may still land late),
  *                              then the earlier ones, then order.failed
@@ -26,10 +28,16 @@ export const orderSaga: SagaDefinition = {
       onReply: (_saga, reply) => {
         if (reply.type !== 'stock.checked') throw new Error(`unexpected ${reply.type}`);
         const checked = reply.payload;
-        return checked.result === 'reserved'
-          ? { ok: true, update: { lines: checked.lines, total: checked.total }, event: 'stock reserved' }
-          : { ok: false, reason: `out of stock: ${checked.reason}` };
+        switch (checked.result) {
+          case 'reserved':
+            return { ok: true, update: { lines: checked.lines, total: checked.total }, event: 'stock reserved' };
+          case 'insufficient':
+            return { ok: false, kind: 'out_of_stock', reason: `out of stock: ${checked.reason}` };
+          case 'unknown-sku':
+            return { ok: false, kind: 'unknown_sku', reason: checked.reason };
+        }
       },
+      failureKinds: ['out_of_stock', 'unknown_sku'],
       compensation: {
         name: 'releaseStock',
         command: (_saga, reason) => command('stock.release', { reason }),
@@ -48,8 +56,9 @@ export const orderSaga: SagaDefinition = {
         const result = reply.payload;
         return result.result === 'approved'
           ? { ok: true, update: { paymentId: result.paymentId }, event: 'payment approved' }
-          : { ok: false, reason: `payment declined: ${result.reason}` };
+          : { ok: false, kind: 'payment_declined', reason: `payment declined: ${result.reason}` };
       },
+      failureKinds: ['payment_declined'],
       compensation: {
         name: 'cancelPayment',
         command: (_saga, reason) => command('payment.cancel', { reason }),
