@@ -94,7 +94,11 @@ test("a confirmed order's hold is never voided, also when order.confirmed arrive
     return body.status === 'captured' ? body : undefined;
   });
   expect(captured).toMatchObject({ amount: 200 });
-  expect((await get('stock', '/stock/PEN')).sold).toBe(2);
+  await eventually('the sale', async () => ((await get('stock', '/stock/PEN')).sold === 2 ? true : undefined));
+  const rows = async (topic: 'stock.state' | 'billing.state') =>
+    (await stack.readTopic(topic)).filter((r) => r.key === placed.orderId).map((r) => r.json.value.status);
+  expect(await rows('stock.state')).toEqual(['reserved', 'sold']);
+  expect(await rows('billing.state')).toEqual(['authorized', 'captured']);
 
   // order.confirmed once more, twice: nothing changes, nothing is dead-lettered.
   const [confirmation] = (await stack.readTopic('order.confirmed')).filter((r) => r.key === placed.orderId);

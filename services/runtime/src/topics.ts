@@ -37,7 +37,7 @@ export const SAGA_TOPICS = {
     consumers: ['stock'],
   },
   'stock.checked': {
-    description: 'Reply: items reserved (with prices) or insufficient.',
+    description: 'Reply: items reserved (with prices), insufficient, or a SKU not in the catalogue.',
     producer: 'stock',
     consumers: ['order'],
   },
@@ -57,7 +57,7 @@ export const SAGA_TOPICS = {
     consumers: ['billing'],
   },
   'payment.result': {
-    description: 'Reply: payment approved or declined.',
+    description: 'Reply: payment authorized (approved) or declined.',
     producer: 'billing',
     consumers: ['order'],
   },
