@@ -70,6 +70,8 @@ test('renders with default and with other values; both pass server-side validati
       'images.stock.repository=localhost/stock,images.stock.tag=abc@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
       '--set',
       'tracing.endpoint=http://otel-collector.observability:4317,tracing.protocol=grpc,tracing.port=4317',
+      '--set',
+      'saga.stepTimeoutMs=20000,saga.compensationTimeoutMs=5000,saga.startTimeoutMs=3000,saga.holdTimeMs=86400000',
     ]),
   );
   const order = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'ordersaga-order')!;
@@ -99,6 +101,22 @@ test('renders with default and with other values; both pass server-side validati
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4317',
       OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
     });
+  // The saga's clock reaches the components that keep it, and only them.
+  const configOf = (objects: typeof custom, component: string) =>
+    (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `ordersaga-${component}`) as any).data;
+  expect(configOf(custom, 'order')).toMatchObject({
+    SAGA_STEP_TIMEOUT_MS: '20000',
+    SAGA_COMPENSATION_TIMEOUT_MS: '5000',
+    ORDER_START_TIMEOUT_MS: '3000',
+  });
+  for (const component of ['stock', 'billing']) {
+    expect(configOf(custom, component).HOLD_TIME_MS).toBe('86400000');
+    expect(configOf(defaults, component).HOLD_TIME_MS).toBe('600000');
+  }
+  for (const component of ['notification', 'operator'])
+    expect(Object.keys(configOf(custom, component))).not.toEqual(
+      expect.arrayContaining([expect.stringMatching(/TIMEOUT_MS|HOLD_TIME_MS/)]),
+    );
   for (const policy of custom.filter((o) => o.kind === 'NetworkPolicy'))
     expect(policy.spec.egress).toContainEqual({ ports: [{ protocol: 'TCP', port: 4317 }] });
 
@@ -114,6 +132,9 @@ test('renders with default and with other values; both pass server-side validati
   }
   // A values typo is refused with the reason.
   await expect(cluster.helm(['template', 'shop', CHART, '--set', 'image.tag=latest'])).rejects.toThrow(/image\/tag/);
+  await expect(cluster.helm(['template', 'shop', CHART, '--set', 'saga.holdTimeMs=0'])).rejects.toThrow(
+    /saga\/holdTimeMs/,
+  );
 });
 
 test('helm install succeeds, kubectl get kafkatopics lists the topics, helm uninstall removes it all', async () => {

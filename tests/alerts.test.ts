@@ -42,6 +42,9 @@ test('promtool test rules: each alert fires on its fault, and only then', async 
           },
           // Poison on stock.checked at minute 2.
           { series: 'ordersaga_dead_letters_total{topic="stock.checked",kind="poison"}', values: '0 0 3 3 3 3 3' },
+          // A reservation nobody settled, released at minute 4; authorizations all settled.
+          { series: 'ordersaga_holds_expired_total{hold="stock-reservation"}', values: '0 0 0 0 1 1 1' },
+          { series: 'ordersaga_holds_expired_total{hold="payment-authorization"}', values: '0x6' },
           // The controller leads and keeps up.
           { series: 'ordersaga_operator_leader{instance="operator-0"}', values: '1x6' },
           { series: 'ordersaga_operator_pending_writes{instance="operator-0"}', values: '0x6' },
@@ -71,6 +74,20 @@ test('promtool test rules: each alert fires on its fault, and only then', async 
                 exp_annotations: annotations(
                   'OrdersagaDeadLetters',
                   '3 messages of stock.checked dead-lettered (poison) in 10 minutes: see stock.checked.dlt',
+                ),
+              },
+            ],
+          },
+          { eval_time: '3m', alertname: 'OrdersagaHoldsExpired', exp_alerts: [] },
+          {
+            eval_time: '5m',
+            alertname: 'OrdersagaHoldsExpired',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', hold: 'stock-reservation' },
+                exp_annotations: annotations(
+                  'OrdersagaHoldsExpired',
+                  '1 stock-reservation holds released by their hold time in 10 minutes: a bug, a replay or a foreign writer asked for them (the log names each order)',
                 ),
               },
             ],

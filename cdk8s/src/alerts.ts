@@ -1,6 +1,6 @@
 /**
  * The platform's alerts, as Prometheus rules (a PrometheusRule for the Prometheus Operator).
- * Expressions use the metrics the services and the controller export; `k8s-tests/alerts.test.ts`
+ * Expressions use the metrics the services and the controller export; `tests/alerts.test.ts`
  * checks them with promtool.
  */
 export interface AlertRule {
@@ -37,6 +37,17 @@ export const ALERTS: readonly AlertRule[] = [
       summary: 'Messages are going to a dead-letter topic',
       description:
         '{{ $value }} messages of {{ $labels.topic }} dead-lettered ({{ $labels.kind }}) in 10 minutes: see {{ $labels.topic }}.dlt',
+    },
+  },
+  {
+    alert: 'OrdersagaHoldsExpired',
+    expr: 'sum by (hold) (increase(ordersaga_holds_expired_total[10m])) > 0',
+    for: '0m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'Holds expired: stock or credit was held for an order no saga settled',
+      description:
+        '{{ $value }} {{ $labels.hold }} holds released by their hold time in 10 minutes: a bug, a replay or a foreign writer asked for them (the log names each order)',
     },
   },
   {

@@ -295,6 +295,18 @@ const sagaOverview = build({
           },
         ],
       }),
+      graph({
+        title: 'Holds expired',
+        description:
+          'Stock reservations and payment authorizations released by their hold time: held for an order no saga settled (a bug, a replay, a foreign writer). The logs name each order.',
+        unit: units.OpsPerSecond,
+        queries: [
+          {
+            expr: `sum by (hold) (${rate('ordersaga_holds_expired_total', OF_SERVICES)})`,
+            legend: '{{hold}}',
+          },
+        ],
+      }),
     ],
   ],
 });

@@ -12,7 +12,7 @@ import { App } from 'cdk8s';
 import { stringify } from 'yaml';
 import { COMPONENTS, type ComponentName } from './model.js';
 import { SIDECAR_LABEL } from './dashboards.js';
-import { CRD_FILE, DEFAULTS, OrdersagaChart } from './ordersaga-chart.js';
+import { CRD_FILE, DEFAULTS, OrdersagaChart, sagaSettingsOf } from './ordersaga-chart.js';
 
 type Manifest = {
   apiVersion: string;
@@ -112,6 +112,10 @@ function holesOf(m: Manifest): Hole[] {
         { path: ['data', 'OTEL_EXPORTER_OTLP_PROTOCOL'], expression: '$.Values.tracing.protocol | quote' },
         { path: ['data', 'OTEL_TRACES_SAMPLER'], expression: '$.Values.tracing.sampler | quote' },
         { path: ['data', 'OTEL_TRACES_SAMPLER_ARG'], expression: '$.Values.tracing.samplerArg | quote' },
+        ...(c ? sagaSettingsOf(c) : []).map((s) => ({
+          path: ['data', s.env],
+          expression: `$.Values.saga.${s.value} | int64 | quote`,
+        })),
         ...(c === 'operator'
           ? [
               { path: ['data', 'MIRROR_MODE'], expression: '$.Values.operator.mirrorMode | quote' },

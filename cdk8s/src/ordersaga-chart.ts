@@ -56,7 +56,21 @@ export interface OrdersagaProps extends ChartProps {
     readonly apiQps: number;
     readonly apiBurst: number;
   };
+  /** The saga's clock (milliseconds): see SAGA_SETTINGS. */
+  readonly saga: Record<(typeof SAGA_SETTINGS)[number]['value'], number>;
 }
+
+/** The saga's clock: each setting, the components that read it, and its variable there. */
+export const SAGA_SETTINGS = [
+  { value: 'stepTimeoutMs', env: 'SAGA_STEP_TIMEOUT_MS', components: ['order'] },
+  { value: 'compensationTimeoutMs', env: 'SAGA_COMPENSATION_TIMEOUT_MS', components: ['order'] },
+  { value: 'startTimeoutMs', env: 'ORDER_START_TIMEOUT_MS', components: ['order'] },
+  { value: 'holdTimeMs', env: 'HOLD_TIME_MS', components: ['stock', 'billing'] },
+] as const satisfies ReadonlyArray<{ value: string; env: string; components: readonly ComponentName[] }>;
+
+/** The saga settings a component reads. */
+export const sagaSettingsOf = (component: ComponentName) =>
+  SAGA_SETTINGS.filter((s) => (s.components as readonly ComponentName[]).includes(component));
 
 export const DEFAULTS: OrdersagaProps = {
   images: { registry: 'ghcr.io/ordersaga', tag: '0.1.0' },
@@ -70,6 +84,7 @@ export const DEFAULTS: OrdersagaProps = {
   grafanaDashboards: true,
   tracing: { endpoint: '', protocol: 'http/protobuf', port: 4318, sampler: 'parentbased_always_on', samplerArg: '' },
   operator: { mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
+  saga: { stepTimeoutMs: 15_000, compensationTimeoutMs: 15_000, startTimeoutMs: 10_000, holdTimeMs: 600_000 },
 };
 
 const STRIMZI = 'kafka.strimzi.io/v1';
@@ -153,6 +168,7 @@ export class OrdersagaChart extends Chart {
         OTEL_EXPORTER_OTLP_PROTOCOL: props.tracing.protocol,
         OTEL_TRACES_SAMPLER: props.tracing.sampler,
         OTEL_TRACES_SAMPLER_ARG: props.tracing.samplerArg,
+        ...Object.fromEntries(sagaSettingsOf(component.name).map((s) => [s.env, String(props.saga[s.value])])),
         ...(component.name === 'operator'
           ? {
               MIRROR_MODE: props.operator.mirrorMode,
