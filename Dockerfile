@@ -16,11 +16,14 @@
 # only) -> runtime (+ tini, from Debian's package).
 
 # Build and runtime use the same image, so the Node.js that compiled and installed is the one
-# that runs. Runtime base: node:20-bookworm-slim rather than gcr.io/distroless/nodejs20-debian12:
-# distroless publishes no Node.js patch tags (nodejs20-debian12 moves with every release), so it
-# can only be pinned by digest, and its ENTRYPOINT is already node (CMD ["node", ...] would run
-# "node node ..."). The slim image, pinned to a patch release, also has a shell for `kubectl exec`.
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# that runs: Node.js 24 LTS, the release in .node-version (checked). Runtime base:
+# node:24-bookworm-slim rather than gcr.io/distroless/nodejs24-debian12: distroless publishes no
+# Node.js patch tags, so it can only be pinned by digest, and its ENTRYPOINT is already node
+# (CMD ["node", ...] would run "node node ..."). The slim image, pinned to a patch release, also
+# has a shell for `kubectl exec`. Pin it by digest as well where you build (NODE_IMAGE=
+# node:24.22.3-bookworm-slim@sha256:...): the digest is not written here because it cannot be
+# checked from a machine without a registry to ask.
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 ############################################################################ manifests
 # Only the package.json of every workspace and the lockfile, found rather than listed: a new
@@ -37,7 +40,7 @@ RUN mkdir /manifests \
 ############################################################################ deps
 # Every workspace's dependencies, dev ones included (typescript, @types/*). No ARG is used before
 # this point, so the five images share this layer. --ignore-scripts: no install script is needed
-# (the only package with one, @parcel/watcher, is a test-only dependency).
+# (@parcel/watcher's is for a test-only dependency; protobufjs' only checks version schemes).
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY --from=manifests /manifests/ ./

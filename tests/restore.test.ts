@@ -83,6 +83,8 @@ async function readThroughRestart(service: Component, paths: () => string): Prom
     }
   };
   await Promise.all([restarted, reader(), reader(), reader(), reader()]);
+  const unavailable = samples.filter((s) => s.status === 503).length;
+  console.log(`${service} restart with ${ORDERS} orders: ${samples.length} reads, ${unavailable} answered 503`);
   return samples;
 }
 
@@ -111,8 +113,6 @@ test('order: every GET during the restore is 200 with the right order or 503, ne
     expect(`/orders/${body.orderId}`).toBe(path);
     expect(body.status).toBe('CONFIRMED');
   });
-  // /readyz said not ready until then (the stack waited for it), and POSTs waited too.
-  console.log(`order restore: ${samples.length} reads, ${samples.filter((s) => s.status === 503).length} answered 503`);
 });
 
 test('stock: levels read during the restore are right or 503', async () => {

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Span } from '@opentelemetry/api';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { withContext, type Logger } from './context.js';
 import { httpRequestDuration, registry } from './metrics.js';
 import { markFailed, spanTraceId, startServerSpan, withSpan } from './tracing.js';
@@ -21,7 +27,7 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
     // A request's id is its correlation id (taken from X-Correlation-Id when the caller has one),
     // so every log line of the request carries it, as every line of a saga message does.
     requestIdHeader: 'x-correlation-id',
-    requestIdLogLabel: 'correlationId',
+    logController: new LogController({ requestIdLogLabel: 'correlationId' }),
     genReqId: () => randomUUID(),
     // An unknown field is refused with a reason rather than silently dropped, and a value of the
     // wrong type ("3" for 3) is refused rather than coerced: what is stored is what was sent.

@@ -29,6 +29,15 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+/** Errors a broker answers while its group or transaction coordinator starts, which kafkajs retries. */
+const COORDINATOR_STARTING = [
+  'The coordinator is loading',
+  'The group coordinator is not available',
+  'This is not the correct coordinator',
+];
+const isCoordinatorStarting = (text: string) =>
+  COORDINATOR_STARTING.some((known) => text.startsWith(known) || text.includes(`KafkaJSProtocolError: ${known}`));
+
 /**
  * A Kafka client. With KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD it authenticates with
  * SCRAM-SHA-512 (the credentials Strimzi gives a KafkaUser); KAFKA_TLS=true turns on TLS.
@@ -43,12 +52,25 @@ export function createKafka(clientId: string, brokers: string[], log: Logger): K
     ...(process.env.KAFKA_TLS === 'true' ? { ssl: true } : {}),
     logLevel: logLevel.WARN,
     retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 5_000 },
-    logCreator:
-      () =>
-      ({ namespace, level, log: entry }: LogEntry) => {
+    logCreator: () => {
+      // A consumer that gave up waiting for a coordinator restarts itself: that restart is expected.
+      let restartExpected = false;
+      return ({ namespace, level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
+        if (isCoordinatorStarting(String(entry.error ?? message))) {
+          // A fresh (or restarted) broker loads its coordinators: kafkajs retries, nothing failed.
+          restartExpected ||= message.startsWith('Crash: ');
+          log.info({ kafkajs: namespace, ...rest }, 'waiting for the Kafka coordinator (normal while a broker starts)');
+          return;
+        }
+        if (restartExpected && message.startsWith('Restarting the consumer')) {
+          restartExpected = false;
+          log.info({ kafkajs: namespace, ...rest }, message);
+          return;
+        }
         log[LEVELS[level] ?? 'info']({ kafkajs: namespace, ...rest }, message);
-      },
+      };
+    },
   });
 }
 

@@ -130,8 +130,20 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
   return { url, stop };
 }
 
-/** Entry point helper: logs a start-up failure and exits non-zero instead of crashing silently. */
+/**
+ * Entry point helper: logs a start-up failure and exits non-zero instead of crashing silently.
+ * Process warnings become log lines too, but for one that is known and harmless: kafkajs 2.2.4
+ * arms its request queue's timer with a negative delay when nothing is pending
+ * (scheduleCheckPendingRequests), which Node runs after 1 ms, as kafkajs means, and which Node 24
+ * reports as a TimeoutNegativeWarning several times a second.
+ */
 export function main(start: () => Promise<unknown>): void {
+  const log = createLogger('process');
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (warning.name === 'TimeoutNegativeWarning') return;
+    log.warn({ warning: { name: warning.name, message: warning.message } }, `Node.js warning: ${warning.message}`);
+  });
   start().catch((err) => {
     createLogger('startup').fatal({ err }, 'service failed to start');
     process.exit(1);

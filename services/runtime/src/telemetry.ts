@@ -45,15 +45,18 @@ export async function startTelemetry(component: string, instanceId: string, log:
     return { shutdown: async () => undefined };
   }
   // Loaded only to export: it adds half a second and some 25 MB to a service's start.
-  const { NodeSDK, resources } = await import('@opentelemetry/sdk-node');
+  const { NodeSDK } = await import('@opentelemetry/sdk-node');
+  const { defaultResource, resourceFromAttributes } = await import('@opentelemetry/resources');
+  // The SDK's "service" detector gives service.instance.id a random UUID, merged over the
+  // resource below; OTEL_RESOURCE_ATTRIBUTES is merged over both, so the replica's id goes there,
+  // unless it names one already.
+  const attributes = process.env.OTEL_RESOURCE_ATTRIBUTES ?? '';
+  if (!/(^|,)\s*service\.instance\.id=/.test(attributes)) {
+    process.env.OTEL_RESOURCE_ATTRIBUTES = [`service.instance.id=${instanceId}`, attributes].filter(Boolean).join(',');
+  }
   const sdk = new NodeSDK({
-    // The resource detected from the environment is merged over this one: OTEL_* win.
-    resource: resources.defaultResource().merge(
-      resources.resourceFromAttributes({
-        'service.name': `ordersaga-${component}`,
-        'service.instance.id': instanceId,
-      }),
-    ),
+    // What is detected, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are merged over this.
+    resource: defaultResource().merge(resourceFromAttributes({ 'service.name': `ordersaga-${component}` })),
     metricReaders: [],
     logRecordProcessors: [],
   });
