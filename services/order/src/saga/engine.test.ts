@@ -1,154 +1,121 @@
-import type { AnyEnvelope, Envelope, Payload, SagaState, SagaTopic } from '@ordersaga/runtime';
-import { SagaEngine } from './engine.js';
-import { orderSaga } from './order-saga.js';
-import type { SagaState } from '@ordersaga/runtime';
+/**
+ * The engine's rules, on a saga of these tests' own (not the order saga, so that changing the
+ * order saga changes none of them): two steps, the first undone by a compensation that awaits its
+ * reply, the second by one that does not.
+ */
+import { command, SagaEngine, type SagaDefinition } from './engine.js';
+import { approved, at, declined, placed, released, reserved, t0, types } from '../../../../tests/support/saga.js';
 
-const engine = new SagaEngine(orderSaga, { stepMs: 1_000, compensationMs: 2_000 });
-const t0 = new Date('2026-01-01T00:00:00.000Z');
-const at = (ms: number) => new Date(t0.getTime() + ms);
-
-const placed: SagaState = {
-  orderId: 'o-1',
-  customerId: 'alice',
-  items: [{ sku: 'KB-001', quantity: 2 }],
-  correlationId: 'c-1',
-  phase: 'PENDING',
-  step: null,
-  deadline: null,
-  completed: [],
-  compensations: [],
-  history: [],
-  placedAt: t0.toISOString(),
-  updatedAt: t0.toISOString(),
+const testSaga: SagaDefinition = {
+  name: 'testSaga',
+  steps: [
+    {
+      name: 'first',
+      phase: 'RESERVING',
+      invoke: (saga) => command('stock.check.request', { items: [...saga.items] }),
+      reply: 'stock.checked',
+      onReply: (_saga, reply) =>
+        reply.type === 'stock.checked' && reply.payload.result === 'reserved'
+          ? { ok: true, update: { total: reply.payload.total }, event: 'first done' }
+          : { ok: false, kind: 'first_refused', reason: 'first refused' },
+      failureKinds: ['first_refused'],
+      compensation: {
+        name: 'undoFirst',
+        command: (_saga, reason) => command('stock.release', { reason }),
+        awaitReply: 'stock.released',
+      },
+    },
+    {
+      name: 'second',
+      phase: 'CHARGING',
+      invoke: (saga, deadline) =>
+        command('payment.request', { customerId: saga.customerId, amount: saga.total ?? 0, expiresAt: deadline }),
+      reply: 'payment.result',
+      onReply: (_saga, reply) =>
+        reply.type === 'payment.result' && reply.payload.result === 'approved'
+          ? { ok: true, update: {}, event: 'second done' }
+          : { ok: false, kind: 'second_refused', reason: 'second refused' },
+      failureKinds: ['second_refused'],
+      compensation: { name: 'undoSecond', command: (_saga, reason) => command('payment.cancel', { reason }) },
+    },
+  ],
+  confirmed: (saga) => command('order.confirmed', { customerId: saga.customerId, lines: [], total: saga.total ?? 0 }),
+  failed: (saga) =>
+    command('order.failed', { customerId: saga.customerId, step: saga.failure!.step, reason: saga.failure!.reason }),
 };
 
-function message<T extends SagaTopic>(type: T, payload: Payload<T>): AnyEnvelope {
-  const envelope: Envelope<T> = {
-    id: `m-${type}`,
-    type,
-    version: 1,
-    orderId: 'o-1',
-    correlationId: 'c-1',
-    causationId: null,
-    timestamp: t0.toISOString(),
-    payload,
-  };
-  return envelope as AnyEnvelope;
-}
+const engine = new SagaEngine(testSaga, { stepMs: 1_000, compensationMs: 2_000 });
 
-const reserved = message('stock.checked', {
-  result: 'reserved',
-  lines: [{ sku: 'KB-001', quantity: 2, unitPrice: 500 }],
-  total: 1_000,
-});
-const insufficient = message('stock.checked', {
-  result: 'insufficient',
-  reason: 'KB-001: 2 requested, 1 available',
-  missing: [{ sku: 'KB-001', requested: 2, available: 1 }],
-});
-const approved = message('payment.result', { result: 'approved', paymentId: 'pay-1', amount: 1_000 });
-const declined = message('payment.result', { result: 'declined', reason: 'insufficient credit' });
-const released = message('stock.released', { released: [{ sku: 'KB-001', quantity: 2 }], reason: 'x' });
-
-const types = (send: readonly { type: string }[]) => send.map((c) => c.type);
-
-describe('order saga', () => {
-  test('happy path: reserve, charge, confirm', () => {
+describe('saga engine', () => {
+  test('steps run in order, each awaiting its reply until its deadline, then the saga confirms', () => {
     const started = engine.start(placed, at(0));
-    expect(started.state).toMatchObject({ phase: 'RESERVING', step: 'reserveStock', deadline: 1_000 + t0.getTime() });
-    expect(types(started.send)).toEqual(['stock.check.request']);
-
-    const charging = engine.onReply(started.state, reserved, at(10))!;
-    expect(charging.state).toMatchObject({ phase: 'CHARGING', step: 'chargePayment', total: 1_000 });
-    expect(charging.send).toEqual([
+    expect(started.state).toMatchObject({ phase: 'RESERVING', step: 'first', deadline: t0.getTime() + 1_000 });
+    const second = engine.onReply(started.state, reserved, at(10))!;
+    expect(second.state).toMatchObject({ phase: 'CHARGING', step: 'second', deadline: at(1_010).getTime() });
+    expect(second.send).toEqual([
       { type: 'payment.request', payload: { customerId: 'alice', amount: 1_000, expiresAt: at(1_010).getTime() } },
     ]);
-
-    const confirmed = engine.onReply(charging.state, approved, at(20))!;
-    expect(confirmed.state).toMatchObject({ phase: 'CONFIRMED', step: null, deadline: null, paymentId: 'pay-1' });
+    const confirmed = engine.onReply(second.state, approved, at(20))!;
+    expect(confirmed.state).toMatchObject({
+      phase: 'CONFIRMED',
+      step: null,
+      deadline: null,
+      completed: ['first', 'second'],
+    });
     expect(types(confirmed.send)).toEqual(['order.confirmed']);
-    expect(confirmed.state.history.map((h) => h.event)).toEqual([
-      'reserveStock requested',
-      'stock reserved',
-      'chargePayment requested',
-      'payment approved',
-      'order confirmed',
-    ]);
   });
 
-  test('out of stock fails at once: nothing to compensate, no payment requested', () => {
-    const started = engine.start(placed, at(0));
-    const failed = engine.onReply(started.state, insufficient, at(10))!;
-    expect(failed.state).toMatchObject({
-      phase: 'FAILED',
-      failure: { step: 'reserveStock', kind: 'out_of_stock', timedOut: false },
+  test('a step that fails by its reply did nothing: the earlier ones are compensated, newest first', () => {
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    const compensating = engine.onReply(second.state, declined, at(20))!;
+    expect(compensating.state).toMatchObject({
+      phase: 'COMPENSATING',
+      step: 'undoFirst',
+      failure: { step: 'second', kind: 'second_refused', timedOut: false },
     });
-    expect(failed.state.failure?.reason).toMatch(/out of stock/);
-    expect(types(failed.send)).toEqual(['order.failed']);
-  });
-
-  test('a SKU not in the catalogue is its own failure, not a stock shortage', () => {
-    const unknown = message('stock.checked', { result: 'unknown-sku', reason: 'unknown SKU NOPE-1', skus: ['NOPE-1'] });
-    const failed = engine.onReply(engine.start(placed, at(0)).state, unknown, at(10))!;
-    expect(failed.state).toMatchObject({
-      phase: 'FAILED',
-      failure: { step: 'reserveStock', kind: 'unknown_sku', reason: 'unknown SKU NOPE-1', timedOut: false },
-    });
+    expect(types(compensating.send)).toEqual(['stock.release']);
+    const failed = engine.onReply(compensating.state, released, at(30))!;
+    expect(failed.state).toMatchObject({ phase: 'FAILED', compensations: [] });
     expect(types(failed.send)).toEqual(['order.failed']);
   });
 
   test('a reply handled after its deadline is late: the step times out and is compensated', () => {
-    const charging = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
-    // The approval was sent in time but handled after the deadline (say the orchestrator was down).
-    const late = engine.onReply(charging.state, approved, at(1_011))!;
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    // The reply was sent in time but handled after the deadline (say the orchestrator was down).
+    const late = engine.onReply(second.state, approved, at(1_011))!;
     expect(late.state).toMatchObject({
       phase: 'COMPENSATING',
-      failure: { step: 'chargePayment', kind: 'timeout', timedOut: true },
+      failure: { step: 'second', kind: 'timeout', timedOut: true },
     });
     expect(types(late.send)).toEqual(['payment.cancel', 'stock.release']);
   });
 
-  test('declined payment releases the stock, then fails once the release is done', () => {
-    const charging = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
-    const compensating = engine.onReply(charging.state, declined, at(20))!;
-    expect(compensating.state).toMatchObject({ phase: 'COMPENSATING', step: 'releaseStock' });
-    expect(types(compensating.send)).toEqual(['stock.release']);
-
-    const failed = engine.onReply(compensating.state, released, at(30))!;
-    expect(failed.state).toMatchObject({
-      phase: 'FAILED',
-      failure: { step: 'chargePayment', kind: 'payment_declined' },
-    });
-    expect(failed.state.failure?.reason).toMatch(/payment declined/);
-    expect(types(failed.send)).toEqual(['order.failed']);
-  });
-
-  test('a payment timeout cancels the payment and releases the stock', () => {
-    const charging = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
-    expect(engine.onTimeout(charging.state, at(500))).toBeNull();
-    const compensating = engine.onTimeout(charging.state, at(1_010))!;
+  test('a step that times out is compensated too (it may still take effect), then the earlier ones', () => {
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    expect(engine.onTimeout(second.state, at(500))).toBeNull();
+    const compensating = engine.onTimeout(second.state, at(1_010))!;
+    // undoSecond awaits nothing: sent at once, then undoFirst, which awaits its reply.
     expect(types(compensating.send)).toEqual(['payment.cancel', 'stock.release']);
     expect(compensating.state).toMatchObject({
       phase: 'COMPENSATING',
-      step: 'releaseStock',
-      failure: { step: 'chargePayment', kind: 'timeout', timedOut: true },
+      step: 'undoFirst',
+      failure: { step: 'second', kind: 'timeout', timedOut: true },
     });
-    expect(compensating.state.failure?.reason).toMatch(/timed out/);
-    // The late approval changes nothing: the cancel already on its way refunds it.
+    expect(compensating.state.failure?.reason).toBe('second timed out after 1000 ms waiting for payment.result');
+    // The late reply changes nothing: the compensation already on its way undoes it.
     expect(engine.onReply(compensating.state, approved, at(1_100))).toBeNull();
-    const failed = engine.onReply(compensating.state, released, at(1_200))!;
-    expect(failed.state.phase).toBe('FAILED');
+    expect(engine.onReply(compensating.state, released, at(1_200))!.state.phase).toBe('FAILED');
   });
 
-  test('a reservation timeout releases whatever may have been reserved late', () => {
-    const started = engine.start(placed, at(0));
-    const compensating = engine.onTimeout(started.state, at(1_000))!;
+  test('a first step that times out is undone, whatever it may have done late', () => {
+    const compensating = engine.onTimeout(engine.start(placed, at(0)).state, at(1_000))!;
     expect(types(compensating.send)).toEqual(['stock.release']);
     expect(engine.onReply(compensating.state, reserved, at(1_100))).toBeNull();
   });
 
   test('a compensation that times out still ends the saga', () => {
     const compensating = engine.onTimeout(engine.start(placed, at(0)).state, at(1_000))!;
+    expect(engine.onTimeout(compensating.state, at(2_999))).toBeNull();
     const failed = engine.onTimeout(compensating.state, at(3_000))!;
     expect(failed.state.phase).toBe('FAILED');
     expect(types(failed.send)).toEqual(['order.failed']);
@@ -157,28 +124,25 @@ describe('order saga', () => {
   test('each transition describes its span: what the saga does next, what led there, the failure', () => {
     const started = engine.start(placed, at(0));
     expect(started.span).toEqual({
-      name: 'saga orderSaga: reserveStock',
+      name: 'saga testSaga: first',
       attributes: {
-        'ordersaga.saga.name': 'orderSaga',
+        'ordersaga.saga.name': 'testSaga',
         'ordersaga.saga.phase': 'RESERVING',
-        'ordersaga.saga.step': 'reserveStock',
+        'ordersaga.saga.step': 'first',
         'ordersaga.order_id': 'o-1',
       },
-      events: ['reserveStock requested'],
+      events: ['first requested'],
     });
-    const charging = engine.onReply(started.state, reserved, at(10))!;
-    expect(charging.span.events).toEqual(['stock reserved', 'chargePayment requested']);
-    const compensating = engine.onReply(charging.state, declined, at(20))!;
+    const second = engine.onReply(started.state, reserved, at(10))!;
+    expect(second.span.events).toEqual(['first done', 'second requested']);
+    const compensating = engine.onReply(second.state, declined, at(20))!;
     expect(compensating.span).toMatchObject({
-      name: 'saga orderSaga: releaseStock',
-      events: ['chargePayment failed: payment declined: insufficient credit', 'releaseStock requested'],
-      error: 'payment declined: insufficient credit',
+      name: 'saga testSaga: undoFirst',
+      events: ['second failed: second refused', 'undoFirst requested'],
+      error: 'second refused',
     });
     const failed = engine.onReply(compensating.state, released, at(30))!;
-    expect(failed.span).toMatchObject({
-      name: 'saga orderSaga: failed',
-      error: 'payment declined: insufficient credit',
-    });
+    expect(failed.span).toMatchObject({ name: 'saga testSaga: failed', error: 'second refused' });
     expect(failed.span.attributes).not.toHaveProperty('ordersaga.saga.step');
   });
 
@@ -189,21 +153,21 @@ describe('order saga', () => {
       step: null,
       event: `event ${i}`,
     }));
-    const charging = engine.onReply(engine.start({ ...placed, history: full }, at(0)).state, reserved, at(10))!;
-    expect(charging.state.history.map((h) => h.event)).toEqual([
+    const second = engine.onReply(engine.start({ ...placed, history: full }, at(0)).state, reserved, at(10))!;
+    expect(second.state.history.map((h) => h.event)).toEqual([
       ...full.slice(3).map((h) => h.event),
-      'reserveStock requested',
-      'stock reserved',
-      'chargePayment requested',
+      'first requested',
+      'first done',
+      'second requested',
     ]);
-    expect(charging.span.events).toEqual(['stock reserved', 'chargePayment requested']);
+    expect(second.span.events).toEqual(['first done', 'second requested']);
   });
 
   test('duplicate and stray replies change nothing', () => {
-    const charging = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
-    expect(engine.onReply(charging.state, reserved, at(20))).toBeNull();
-    expect(engine.onReply(charging.state, released, at(20))).toBeNull();
-    const confirmed = engine.onReply(charging.state, approved, at(30))!;
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    expect(engine.onReply(second.state, reserved, at(20))).toBeNull();
+    expect(engine.onReply(second.state, released, at(20))).toBeNull();
+    const confirmed = engine.onReply(second.state, approved, at(30))!;
     expect(engine.onReply(confirmed.state, approved, at(40))).toBeNull();
     expect(engine.onTimeout(confirmed.state, at(99_999))).toBeNull();
   });
