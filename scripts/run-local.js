@@ -10,6 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 // Built by `npm start` before this runs.
 import { HTTP_PORTS } from '@ordersaga/runtime';
+import { requireProjectNode } from './node-version.js';
+
+requireProjectNode('npm start');
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KAFKA_SH = join(ROOT, 'scripts', 'kafka.sh');

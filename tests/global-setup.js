@@ -5,10 +5,12 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { requireProjectNode } from '../scripts/node-version.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export default async function globalSetup() {
+  requireProjectNode('npm test');
   execFileSync(
     'bash',
     [join(root, 'k8s-tests', 'scripts', 'build-tools.sh'), 'kubernetes', 'etcd', 'helm', 'skaffold', 'otelcol'],

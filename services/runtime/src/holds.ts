@@ -12,7 +12,7 @@
 import { ConfigError, envInt } from './config.js';
 import type { Logger } from './context.js';
 import { holdsExpired } from './metrics.js';
-import type { Decision, RowChange, Tick } from './processor.js';
+import type { Decision, RowChange, Tick } from './decision.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic } from './topics.js';
 

@@ -1,5 +1,6 @@
 export * from './config.js';
 export * from './context.js';
+export * from './decision.js';
 export * from './envelope.js';
 export * from './holds.js';
 export * from './http.js';

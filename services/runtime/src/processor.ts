@@ -18,21 +18,18 @@
  * - traces each message in a consumer span (tracing.ts), child of the span that sent it, and
  *   each message it sends in a producer span, ended when the transaction commits;
  * - on SIGTERM, finishes the batch in hand, commits and leaves the group.
+ *
+ * What it does with others: the handler's contract (decision.ts), the transactions
+ * (transactions.ts), dead-letter records (dead-letters.ts), outgoing records (outgoing.ts, shared
+ * with the Publisher), how far the group has processed (consumer-progress.ts).
  */
-import { trace, type Span } from '@opentelemetry/api';
-import {
-  Partitioners,
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type Kafka,
-  type KafkaMessage,
-  type Message,
-  type Producer,
-} from 'kafkajs';
+import type { Span } from '@opentelemetry/api';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message } from 'kafkajs';
 import { ConsumerProgress } from './consumer-progress.js';
-import { currentContext, withContext, type Logger } from './context.js';
-import { decode, encode, headersToStrings, PoisonMessageError, type Outgoing } from './envelope.js';
+import { withContext, type Logger } from './context.js';
+import { deadLetterRecord, type Unprocessable } from './dead-letters.js';
+import type { Decision, Handler, Lookup, RowChange, Tick } from './decision.js';
+import { decode, headersToStrings } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import type { AnyEnvelope } from './messages.js';
 import {
@@ -45,10 +42,12 @@ import {
   transactionDuration,
   type DeadLetterKind,
 } from './metrics.js';
+import { outgoingRecord } from './outgoing.js';
 import { DEFAULT_BACKOFF, retry, type BackoffPolicy } from './retry.js';
 import { StateLog, type StoredRow } from './state-log.js';
-import type { StateTable, StateView } from './state-table.js';
-import { deadLetterTopicOf, topicsConsumedBy, type SagaTopic, type ServiceName, type StateTopic } from './topics.js';
+import type { StateTable } from './state-table.js';
+import { topicsConsumedBy, type SagaTopic, type ServiceName, type StateTopic } from './topics.js';
+import { Transactions, type ConsumedOffset } from './transactions.js';
 import {
   activeTraceparent,
   endSpans,
@@ -56,63 +55,8 @@ import {
   inConsumerSpan,
   inTraceOf,
   inWorkSpan,
-  markFailed,
-  startProducerSpan,
   traceIdOf,
-  type WorkSpan,
 } from './tracing.js';
-
-/** A side effect outside Kafka (a webhook call): run before the commit, at least once. */
-export interface Effect {
-  readonly description: string;
-  run(): Promise<void>;
-}
-
-/** What a handler decides. */
-export interface Decision<V> {
-  readonly put?: ReadonlyArray<readonly [key: string, value: V]>;
-  readonly send?: ReadonlyArray<Outgoing>;
-  readonly effects?: ReadonlyArray<Effect>;
-  /** A span of its own for this work, child of the message's; what it sends is sent from it. */
-  readonly span?: WorkSpan;
-  /**
-   * Decide again once the lookup tables have read everything committed so far: for a message
-   * that refers to a row another service committed with it, which a lookup may not have yet.
-   */
-  readonly awaitLookups?: true;
-}
-
-export interface HandlerContext {
-  readonly now: Date;
-  /** Trace id of the message being handled, when it carries one. */
-  readonly traceId?: string;
-  /** W3C traceparent of the span handling the message: later work on it continues from there. */
-  readonly traceparent?: string;
-  /** True when the lookup tables have read everything committed before this message was handled. */
-  readonly lookupsCaughtUp?: boolean;
-}
-
-export type Handler<V> = (message: AnyEnvelope, state: StateView<V>, context: HandlerContext) => Decision<V>;
-
-/** What a tick decides for one of its rows, in the trace of `traceparent` when it has one. */
-export type TickDecision<V> = Decision<V> & { readonly traceparent?: string };
-
-/** Work not started by a message: it sees only the rows of partitions this replica owns. */
-export interface Tick<V> {
-  readonly everyMs: number;
-  /**
-   * Run only on partitions in which every message committed to these topics is processed: for
-   * clock work that a message on its way would contradict.
-   */
-  readonly caughtUpOn?: readonly SagaTopic[];
-  run(state: StateView<V>, owns: (partition: number) => boolean, now: Date): ReadonlyArray<TickDecision<V>>;
-}
-
-/** Another service's state, read (never written) by a service: a table it looks rows up in. */
-export interface Lookup {
-  readonly topic: StateTopic;
-  readonly table: StateTable<unknown>;
-}
 
 export interface ProcessorOptions<V> {
   readonly service: ServiceName;
@@ -131,13 +75,6 @@ export interface ProcessorOptions<V> {
   readonly backoff?: BackoffPolicy;
   /** Consumer session timeout: how fast the group notices a replica that died. */
   readonly sessionTimeoutMs?: number;
-}
-
-/** A state row changed by a committed transaction. */
-export interface RowChange<V> {
-  readonly key: string;
-  readonly before: V | undefined;
-  readonly after: V;
 }
 
 /** A batch (or tick) in the making: undone as a whole if its transaction fails. */
@@ -169,8 +106,7 @@ const newPending = <V>(): Pending<V> => ({
 
 export class Processor<V> {
   private readonly consumer: Consumer;
-  private readonly producers: Producer[];
-  private transactions = 0;
+  private readonly transactions: Transactions;
   private readonly stateLog: StateLog<V>;
   private readonly lookupLogs: StateLog<unknown>[];
   private readonly progress: ConsumerProgress;
@@ -203,21 +139,7 @@ export class Processor<V> {
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 500,
     });
-    // Transactions alternate between two producers: a transactional id cannot begin its next
-    // transaction until the coordinator has finished writing the last one's markers
-    // (CONCURRENT_TRANSACTIONS), and the other id is long done by then. Ids are stable per
-    // replica, so a restarted replica fences its dead predecessor's open transactions.
-    this.producers = (['a', 'b'] as const).map((lane) =>
-      kafka.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        transactionalId: namer.id(`${service}.${instanceId}.${lane}`),
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        // While the broker is away the processor waits for it rather than give up on the batch.
-        retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 5_000 },
-      }),
-    );
+    this.transactions = new Transactions(kafka, namer.id(`${service}.${instanceId}`), this.groupId);
     this.stateLog = new StateLog(kafka, options.admin, namer, options.stateTopic, options.table, service, this.log);
     this.lookupLogs = (options.lookups ?? []).map(
       ({ topic, table }) => new StateLog(kafka, options.admin, namer, topic, table, `${service}.lookup`, this.log),
@@ -241,7 +163,7 @@ export class Processor<V> {
 
   async start(): Promise<void> {
     const { namer, service } = this.options;
-    await Promise.all(this.producers.map((p) => p.connect()));
+    await this.transactions.connect();
     const logs = [this.stateLog, ...this.lookupLogs];
     await Promise.all(logs.map((l) => l.start()));
     await Promise.all(logs.map((l) => l.catchUp()));
@@ -309,7 +231,7 @@ export class Processor<V> {
     this.running = false;
     await this.consumer.disconnect();
     await this.drained;
-    await Promise.all(this.producers.map((p) => p.disconnect()));
+    await this.transactions.disconnect();
     await Promise.all([this.stateLog, ...this.lookupLogs].map((l) => l.stop()));
   }
 
@@ -372,9 +294,9 @@ export class Processor<V> {
               handledUpTo.set(work.payload, message);
             }
           }
-          await this.commit(
-            pending,
-            [...handledUpTo].map(([{ batch }, message]) => ({
+          await this.transactions.commit(
+            pending.messages,
+            [...handledUpTo].map(([{ batch }, message]): ConsumedOffset => ({
               topic: batch.topic,
               partition: batch.partition,
               offset: String(Number(message.offset) + 1),
@@ -424,7 +346,7 @@ export class Processor<V> {
       try {
         envelope = decode(topic, message.value);
       } catch (err) {
-        this.deadLetter(topic, partition, message, headers, 'poison', err, pending);
+        this.deadLetter({ topic, partition, message, headers, kind: 'poison', error: err }, pending);
         return;
       }
       span.setAttributes(envelopeAttributes(envelope));
@@ -443,7 +365,7 @@ export class Processor<V> {
             return this.options.handle(envelope, this.options.table, handlerContext);
           } catch (err) {
             // Handlers are pure: what throws once throws every time.
-            this.deadLetter(topic, partition, message, headers, 'handler-error', err, pending);
+            this.deadLetter({ topic, partition, message, headers, kind: 'handler-error', error: err }, pending);
             return undefined;
           }
         };
@@ -465,7 +387,10 @@ export class Processor<V> {
               },
             );
           } catch (err) {
-            this.deadLetter(topic, partition, message, headers, 'effect-failed', err, pending, effect.description);
+            this.deadLetter(
+              { topic, partition, message, headers, kind: 'effect-failed', error: err, what: effect.description },
+              pending,
+            );
           }
         }
         this.stage(decision, () => partition, pending, now);
@@ -515,20 +440,8 @@ export class Processor<V> {
     }
     for (const out of decision.send ?? []) {
       const destination = namer.physical(out.topic);
-      const { span, headers } = startProducerSpan(
-        { topic: out.topic, destination, key: out.envelope.orderId },
-        envelopeAttributes(out.envelope),
-      );
-      this.queueMessage(pending, destination, {
-        key: out.envelope.orderId,
-        value: encode(out.envelope),
-        headers: {
-          ...headers,
-          'message-id': out.envelope.id,
-          'message-type': out.envelope.type,
-          'correlation-id': out.envelope.correlationId,
-        },
-      });
+      const { message, span } = outgoingRecord(out, destination);
+      this.queueMessage(pending, destination, message);
       pending.produced.push({ topic: out.topic, span });
     }
   }
@@ -540,79 +453,15 @@ export class Processor<V> {
     endSpans(pending.produced.map((p) => p.span));
   }
 
-  private deadLetter(
-    topic: SagaTopic,
-    partition: number,
-    message: KafkaMessage,
-    headers: Record<string, string>,
-    kind: DeadLetterKind,
-    error: unknown,
-    pending: Pending<V>,
-    what?: string,
-  ): void {
-    const reason = `${what ? `${what}: ` : ''}${error instanceof Error ? error.message : String(error)}`;
-    const dlt = deadLetterTopicOf(topic);
-    const span = trace.getActiveSpan();
-    if (span) markFailed(span, error, { 'ordersaga.dead_letter.topic': dlt, 'ordersaga.dead_letter.kind': kind });
-    this.log.warn(
-      {
-        ...currentContext(),
-        topic,
-        partition,
-        offset: message.offset,
-        kind,
-        reason,
-        poison: error instanceof PoisonMessageError,
-      },
-      `message dead-lettered to ${dlt}`,
-    );
-    this.queueMessage(pending, this.options.namer.physical(dlt), {
-      key: message.key,
-      value: message.value,
-      headers: {
-        ...headers,
-        'dlt-reason': reason,
-        'dlt-kind': kind,
-        'dlt-topic': topic,
-        'dlt-partition': String(partition),
-        'dlt-offset': message.offset,
-        'dlt-group': this.groupId,
-        'dlt-at': new Date().toISOString(),
-      },
-    });
-    pending.deadLettered.push({ topic, kind });
+  private deadLetter(unprocessable: Unprocessable, pending: Pending<V>): void {
+    const { topic, message } = deadLetterRecord(unprocessable, this.groupId, this.log);
+    this.queueMessage(pending, this.options.namer.physical(topic), message);
+    pending.deadLettered.push({ topic: unprocessable.topic, kind: unprocessable.kind });
   }
 
   private queueMessage(pending: Pending<V>, topic: string, message: Message): void {
     const list = pending.messages.get(topic);
     if (list) list.push(message);
     else pending.messages.set(topic, [message]);
-  }
-
-  /** One transaction: everything the group sends, its state rows and its consumed offsets. */
-  private async commit(
-    pending: Pending<V>,
-    offsets: Array<{ topic: string; partition: number; offset: string }>,
-  ): Promise<void> {
-    if (pending.messages.size === 0 && offsets.length === 0) return;
-    const producer = this.producers[this.transactions++ % this.producers.length]!;
-    const transaction = await producer.transaction();
-    try {
-      const topicMessages = [...pending.messages].map(([topic, messages]) => ({ topic, messages }));
-      if (topicMessages.length > 0) await transaction.sendBatch({ topicMessages });
-      if (offsets.length > 0) {
-        const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
-        for (const { topic, partition, offset } of offsets)
-          byTopic.set(topic, [...(byTopic.get(topic) ?? []), { partition, offset }]);
-        await transaction.sendOffsets({
-          consumerGroupId: this.groupId,
-          topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-        });
-      }
-      await transaction.commit();
-    } catch (err) {
-      await transaction.abort().catch(() => undefined);
-      throw err;
-    }
   }
 }

@@ -1,9 +1,10 @@
 import type { Span } from '@opentelemetry/api';
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
-import { encode, type Outgoing } from './envelope.js';
+import type { Outgoing } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import { messagesProduced } from './metrics.js';
-import { endSpans, envelopeAttributes, newTraceparent, startProducerSpan, TRACEPARENT } from './tracing.js';
+import { outgoingRecord } from './outgoing.js';
+import { endSpans } from './tracing.js';
 
 interface Queued {
   readonly out: Outgoing;
@@ -43,25 +44,11 @@ export class Publisher {
    * trace of the active span (the HTTP request's); with no trace to continue, in a new one.
    */
   publish(out: Outgoing): Promise<void> {
-    const destination = this.namer.physical(out.topic);
-    const { span, headers } = startProducerSpan(
-      { topic: out.topic, destination, key: out.envelope.orderId },
-      envelopeAttributes(out.envelope),
-    );
-    headers[TRACEPARENT] ??= newTraceparent();
+    const { message, span } = outgoingRecord(out, this.namer.physical(out.topic), { startsTrace: true });
     return new Promise((resolve, reject) => {
       this.queue.push({
         out,
-        message: {
-          key: out.envelope.orderId,
-          value: encode(out.envelope),
-          headers: {
-            ...headers,
-            'message-id': out.envelope.id,
-            'message-type': out.envelope.type,
-            'correlation-id': out.envelope.correlationId,
-          },
-        },
+        message,
         span,
         done: { resolve, reject },
       });

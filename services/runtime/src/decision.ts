@@ -1,0 +1,69 @@
+/**
+ * What a service gives the runtime, and what it gets back: a pure handler
+ * (message, state, context) -> decision, clock work (ticks), the lookups it reads, and the row
+ * changes each committed transaction made.
+ */
+import type { AnyEnvelope } from './messages.js';
+import type { Outgoing } from './envelope.js';
+import type { StateTable, StateView } from './state-table.js';
+import type { SagaTopic, StateTopic } from './topics.js';
+import type { WorkSpan } from './tracing.js';
+
+/** A side effect outside Kafka (a webhook call): run before the commit, at least once. */
+export interface Effect {
+  readonly description: string;
+  run(): Promise<void>;
+}
+
+/** What a handler decides. */
+export interface Decision<V> {
+  readonly put?: ReadonlyArray<readonly [key: string, value: V]>;
+  readonly send?: ReadonlyArray<Outgoing>;
+  readonly effects?: ReadonlyArray<Effect>;
+  /** A span of its own for this work, child of the message's; what it sends is sent from it. */
+  readonly span?: WorkSpan;
+  /**
+   * Decide again once the lookup tables have read everything committed so far: for a message
+   * that refers to a row another service committed with it, which a lookup may not have yet.
+   */
+  readonly awaitLookups?: true;
+}
+
+export interface HandlerContext {
+  readonly now: Date;
+  /** Trace id of the message being handled, when it carries one. */
+  readonly traceId?: string;
+  /** W3C traceparent of the span handling the message: later work on it continues from there. */
+  readonly traceparent?: string;
+  /** True when the lookup tables have read everything committed before this message was handled. */
+  readonly lookupsCaughtUp?: boolean;
+}
+
+export type Handler<V> = (message: AnyEnvelope, state: StateView<V>, context: HandlerContext) => Decision<V>;
+
+/** What a tick decides for one of its rows, in the trace of `traceparent` when it has one. */
+export type TickDecision<V> = Decision<V> & { readonly traceparent?: string };
+
+/** Work not started by a message: it sees only the rows of partitions this replica owns. */
+export interface Tick<V> {
+  readonly everyMs: number;
+  /**
+   * Run only on partitions in which every message committed to these topics is processed: for
+   * clock work that a message on its way would contradict.
+   */
+  readonly caughtUpOn?: readonly SagaTopic[];
+  run(state: StateView<V>, owns: (partition: number) => boolean, now: Date): ReadonlyArray<TickDecision<V>>;
+}
+
+/** Another service's state, read (never written) by a service: a table it looks rows up in. */
+export interface Lookup {
+  readonly topic: StateTopic;
+  readonly table: StateTable<unknown>;
+}
+
+/** A state row changed by a committed transaction. */
+export interface RowChange<V> {
+  readonly key: string;
+  readonly before: V | undefined;
+  readonly after: V;
+}
