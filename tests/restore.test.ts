@@ -6,6 +6,8 @@
 import { eventually, Stack, type Component } from './support/stack.js';
 
 const ORDERS = 2_000;
+/** Clients reading at once: enough that even a short restore is read through. */
+const READERS = 8;
 const PRICE = 100;
 const stack = new Stack({
   env: {
@@ -52,7 +54,7 @@ interface Sample {
 }
 
 /**
- * SIGKILLs the service, restarts it, and reads `paths()` with four clients from before its port
+ * SIGKILLs the service, restarts it, and reads `paths()` with READERS clients from before its port
  * opens until it is ready, and a little after. Returns every answer it got.
  */
 async function readThroughRestart(service: Component, paths: () => string): Promise<Sample[]> {
@@ -82,7 +84,7 @@ async function readThroughRestart(service: Component, paths: () => string): Prom
       });
     }
   };
-  await Promise.all([restarted, reader(), reader(), reader(), reader()]);
+  await Promise.all([restarted, ...Array.from({ length: READERS }, reader)]);
   const unavailable = samples.filter((s) => s.status === 503).length;
   console.log(`${service} restart with ${ORDERS} orders: ${samples.length} reads, ${unavailable} answered 503`);
   return samples;
