@@ -1,16 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import {
-  Cents,
-  createLogger,
-  CustomerId,
-  envJson,
-  holdExpiry,
-  holdTimeMs,
-  main,
-  notFound,
-  runService,
-  StateTable,
-} from '@ordersaga/runtime';
+import { Cents, CustomerId, envJson, holdTimeMs, main, notFound, runService, StateTable } from '@ordersaga/runtime';
 import { authorizationHold, createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
 
 /** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
@@ -21,14 +10,12 @@ main(async () => {
   const holdMs = holdTimeMs();
   const table = new StateTable<Payment>();
   const ledger = new Ledger(accounts, table);
-  const expiry = holdExpiry(table, authorizationHold(holdMs), createLogger('billing'));
   await runService({
     name: 'billing',
     stateTopic: 'billing.state',
     table,
     handle: createBillingHandler(ledger, holdMs),
-    tick: expiry.tick,
-    onCommitted: expiry.observe,
+    holds: authorizationHold(holdMs),
     routes: (app) => {
       app.get('/accounts', async () => ledger.all());
       app.get<{ Params: { customerId: string } }>('/accounts/:customerId', async (request, reply) => {

@@ -85,6 +85,11 @@ interface Pending<V> {
   /** Counted in metrics, and their spans ended, once committed. */
   readonly produced: Array<{ topic: SagaTopic; span: Span }>;
   readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }>;
+  /**
+   * The lookups caught up to what was committed once this work was fetched: one catch-up serves
+   * every message of the group that asks for one.
+   */
+  lookupsCaughtUp?: Promise<unknown>;
 }
 
 /** Work for the next transaction: a consumed batch, or a clock tick. */
@@ -372,7 +377,8 @@ export class Processor<V> {
         let decision = decide(false);
         if (decision?.awaitLookups) {
           // Not caught up in time is transient: the whole group is retried.
-          await Promise.all(this.lookupLogs.map((l) => l.catchUp()));
+          pending.lookupsCaughtUp ??= Promise.all(this.lookupLogs.map((l) => l.catchUp()));
+          await pending.lookupsCaughtUp;
           decision = decide(true);
         }
         if (!decision) return;

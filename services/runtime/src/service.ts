@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { envInt, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
+import { holdExpiry, type HoldRules } from './holds.js';
 import { createHttpServer, unavailable } from './http.js';
 import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
 import type { Handler, Lookup, Tick } from './decision.js';
@@ -26,6 +27,8 @@ export interface ServiceDefinition<V> {
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
+  /** Rows that hold something (stock, credit): the clock releases what nothing settles (holds.ts). */
+  readonly holds?: HoldRules<V>;
   /** Other services' state topics it reads (each must list the service among its `readers`). */
   readonly lookups?: readonly Lookup[];
   readonly onCommitted?: ProcessorOptions<V>['onCommitted'];
@@ -50,8 +53,13 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
       throw new Error(`${definition.name} looks up ${topic}, but topics.ts does not list it among its readers`);
     }
   }
+  if (definition.tick && definition.holds) {
+    throw new Error(`${definition.name}: a service has one tick; give it the holds' or its own`);
+  }
   const config = runtimeConfig(definition.name, HTTP_PORTS[definition.name]);
   const log = createLogger(definition.name);
+  // Before the state loads: expiry follows every row change from the first.
+  const expiry = definition.holds && holdExpiry(definition.table, definition.holds, log);
   const telemetry = await startTelemetry(definition.name, config.instanceId, log);
   const namer = new TopicNamer(config.namespace);
   const kafka = createKafka(`${definition.name}-${config.instanceId}`, config.brokers, log);
@@ -71,9 +79,12 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     stateTopic: definition.stateTopic,
     table: definition.table,
     handle: definition.handle,
-    tick: definition.tick,
+    tick: definition.tick ?? expiry?.tick,
     lookups: definition.lookups,
-    onCommitted: definition.onCommitted,
+    onCommitted: (changes) => {
+      expiry?.observe(changes);
+      definition.onCommitted?.(changes);
+    },
     backoff: {
       retries: envInt('RETRY_ATTEMPTS', DEFAULT_BACKOFF.retries),
       initialMs: envInt('RETRY_INITIAL_MS', DEFAULT_BACKOFF.initialMs),

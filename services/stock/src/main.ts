@@ -1,16 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import {
-  Cents,
-  createLogger,
-  envJson,
-  holdExpiry,
-  holdTimeMs,
-  main,
-  notFound,
-  runService,
-  Sku,
-  StateTable,
-} from '@ordersaga/runtime';
+import { Cents, envJson, holdTimeMs, main, notFound, runService, Sku, StateTable } from '@ordersaga/runtime';
 import { createStockHandler, Levels, reservationHold, type Catalog, type Reservation } from './inventory.js';
 
 /** What the local run starts with when STOCK_CATALOG is not set. */
@@ -32,14 +21,12 @@ main(async () => {
   const holdMs = holdTimeMs();
   const table = new StateTable<Reservation>();
   const levels = new Levels(catalog, table);
-  const expiry = holdExpiry(table, reservationHold(holdMs), createLogger('stock'));
   await runService({
     name: 'stock',
     stateTopic: 'stock.state',
     table,
     handle: createStockHandler(levels, holdMs),
-    tick: expiry.tick,
-    onCommitted: expiry.observe,
+    holds: reservationHold(holdMs),
     routes: (app) => {
       app.get('/stock', async () => levels.all());
       app.get<{ Params: { sku: string } }>('/stock/:sku', async (request, reply) => {
