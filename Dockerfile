@@ -1,17 +1,20 @@
 # syntax=docker/dockerfile:1
 #
-# One Dockerfile for the five ordersaga images; WORKSPACE picks the npm workspace, PORT is its HTTP
-# port (its entry in HTTP_PORTS, services/runtime/src/topics.ts; checked), for EXPOSE and ENV PORT:
+# One Dockerfile for the images of every component; WORKSPACE picks its npm workspace, PORT is its
+# HTTP port (both from the component registry, services/contracts/src/components.ts; checked), for
+# EXPOSE and ENV PORT:
 #
+# generated:images (npm run generate, from services/contracts: do not edit)
 #   docker build --build-arg WORKSPACE=services/order        --build-arg PORT=3000 -t ordersaga-order .
 #   docker build --build-arg WORKSPACE=services/stock        --build-arg PORT=3001 -t ordersaga-stock .
 #   docker build --build-arg WORKSPACE=services/billing      --build-arg PORT=3002 -t ordersaga-billing .
 #   docker build --build-arg WORKSPACE=services/notification --build-arg PORT=3003 -t ordersaga-notification .
 #   docker build --build-arg WORKSPACE=operator              --build-arg PORT=3010 -t ordersaga-operator .
+# end:images
 #
 # (skaffold.yaml passes the same.) Needs BuildKit (RUN --mount): Docker >= 23 uses it by default.
 #
-# Stages: manifests (package.json files + lockfile) -> deps (npm ci, shared by all five images)
+# Stages: manifests (package.json files + lockfile) -> deps (npm ci, shared by all the images)
 # -> build (tsc -b of the one workspace) -> prune (production dependencies of that workspace
 # only) -> runtime (+ tini, from Debian's package).
 
@@ -39,7 +42,7 @@ RUN mkdir /manifests \
 
 ############################################################################ deps
 # Every workspace's dependencies, dev ones included (typescript, @types/*). No ARG is used before
-# this point, so the five images share this layer. --ignore-scripts: no install script is needed
+# this point, so all the images share this layer. --ignore-scripts: no install script is needed
 # (@parcel/watcher's is for a test-only dependency; protobufjs' only checks version schemes).
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
@@ -52,28 +55,19 @@ FROM deps AS build
 ARG WORKSPACE
 ARG PORT
 COPY . .
-# WORKSPACE must be a workspace of the root package.json with a src/main.ts in this context (not
-# services/runtime, a library; not cdk8s, whose src/ .dockerignore leaves out); PORT its entry in
-# HTTP_PORTS (services/runtime/src/topics.ts), the one list of ports the services and the chart use.
-# hadolint ignore=SC2016
-RUN node -e ' \
-      const fs = require("fs"), [w, port] = process.argv.slice(1), all = require("./package.json").workspaces; \
-      const apps = all.filter((x) => x !== "services/runtime" && fs.existsSync(`${x}/src/main.ts`)); \
-      if (!apps.includes(w)) throw new Error(`--build-arg WORKSPACE must be one of ${apps.join(", ")}; got "${w}"`); \
-      const list = fs.readFileSync("services/runtime/src/topics.ts", "utf8").match(/HTTP_PORTS\s*=\s*\{([^}]*)\}/); \
-      const ports = Object.fromEntries([...(list ? list[1] : "").matchAll(/(\w+):\s*(\d+)/g)].map((m) => [m[1], m[2]])); \
-      const want = ports[w.split("/").pop()]; \
-      if (!/^[1-9][0-9]{0,4}$/.test(port) || (want && port !== want)) \
-        throw new Error(`--build-arg PORT must be ${want ?? "the HTTP port"} for ${w} (HTTP_PORTS); got "${port}"`); \
-    ' "${WORKSPACE}" "${PORT}" \
+# WORKSPACE and PORT must be a component's in the registry (services/contracts/src/components.ts),
+# the one list of components the local runner, the chart and skaffold use: checked by
+# scripts/image-args.js once the registry is built.
+RUN npx tsc -b services/contracts \
+ && node scripts/image-args.js "${WORKSPACE}" "${PORT}" \
  && npx tsc -b "${WORKSPACE}" \
  && test -f "${WORKSPACE}/dist/main.js"
 
 ############################################################################ prune
 # A fresh install of the production dependencies of this workspace alone: --workspace leaves out
 # the root's devDependencies (jest, typescript, ...) and the other workspaces' dependencies.
-# @ordersaga/runtime is a workspace, so node_modules/@ordersaga/runtime is a symlink to
-# services/runtime: its package.json and dist/ are copied next to the workspace's own.
+# @ordersaga/runtime and @ordersaga/contracts are workspaces, so node_modules/@ordersaga/* are
+# symlinks to services/*: their package.json and dist/ are copied next to the workspace's own.
 FROM ${NODE_IMAGE} AS prune
 ARG WORKSPACE
 WORKDIR /app
@@ -81,14 +75,15 @@ COPY --from=manifests /manifests/ ./
 RUN --mount=type=cache,target=/root/.npm,sharing=locked \
     npm ci --omit=dev --workspace "${WORKSPACE}" --ignore-scripts --no-audit --no-fund
 COPY --from=build /app/services/runtime/dist services/runtime/dist
+COPY --from=build /app/services/contracts/dist services/contracts/dist
 COPY --from=build /app/${WORKSPACE}/dist ${WORKSPACE}/dist
-# Keep only what runs: the root's package.json and node_modules and the two workspaces: no other
+# Keep only what runs: the root's package.json and node_modules and the three workspaces: no other
 # workspace, no symlink to one, no lockfile, and no type declarations, source maps (node runs
 # without --enable-source-maps) or build info, here or in node_modules (a third of the operator's
 # tree: @kubernetes/client-node ships 28 MB of .d.ts). Then load, from the workspace, every
 # dependency it declares: each must be in this production-only tree.
-RUN keep="services/runtime ${WORKSPACE}" \
- && for ws in $(node -p 'require("./package.json").workspaces.join(" ")'); do \
+RUN keep="services/runtime services/contracts ${WORKSPACE}" \
+ && for ws in $(find . -mindepth 2 -name package.json -not -path './node_modules/*' -printf '%P\n' | xargs -r -n1 dirname); do \
       case " $keep " in *" $ws "*) ;; *) rm -rf "$ws" ;; esac; \
     done \
  && find node_modules -type l ! -exec test -e {} \; -delete \

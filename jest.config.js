@@ -14,6 +14,7 @@ export default {
   },
   moduleNameMapper: {
     '^@ordersaga/runtime$': '<rootDir>/services/runtime/src/index.ts',
+    '^@ordersaga/contracts$': '<rootDir>/services/contracts/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: [

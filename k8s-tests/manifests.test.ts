@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { allTopics, deadLetterTopicOf, SAGA_TOPICS, STATE_TOPICS, type TopicSpec } from '@ordersaga/runtime';
+import { allTopics, SAGA_TOPICS, STATE_TOPICS, type TopicSpec } from '@ordersaga/contracts';
+import { deadLetterTopicOf } from '@ordersaga/runtime';
 import { ROOT, TestCluster } from './support/cluster.js';
 
 const NAMESPACE = 'ordersaga';

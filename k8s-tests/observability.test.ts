@@ -27,7 +27,7 @@ const loadStarted = Math.floor(Date.now() / 1000);
 
 beforeAll(async () => {
   cluster = await TestCluster.start();
-  await cluster.kubectl(['apply', '-f', join(ROOT, 'operator', 'crd', 'sagaorders.ordersaga.dev.yaml')]);
+  await cluster.kubectl(['apply', '-f', join(ROOT, 'charts', 'ordersaga', 'crds', 'sagaorders.ordersaga.dev.yaml')]);
   await cluster.kubectl(['wait', '--for=condition=Established', 'crd/sagaorders.ordersaga.dev', '--timeout=60s']);
   await cluster.kubectl(['create', 'namespace', KUBE_NAMESPACE]);
   stack = new Stack({

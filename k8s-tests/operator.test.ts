@@ -28,7 +28,7 @@ const operatorEnv = (extra: Record<string, string> = {}) => ({
 
 beforeAll(async () => {
   cluster = await TestCluster.start();
-  await cluster.kubectl(['apply', '-f', join(ROOT, 'operator', 'crd', 'sagaorders.ordersaga.dev.yaml')]);
+  await cluster.kubectl(['apply', '-f', join(ROOT, 'charts', 'ordersaga', 'crds', 'sagaorders.ordersaga.dev.yaml')]);
   await cluster.kubectl(['wait', '--for=condition=Established', 'crd/sagaorders.ordersaga.dev', '--timeout=60s']);
   await cluster.kubectl(['create', 'namespace', NAMESPACE]);
   await cluster.kubectl(['apply', '-n', NAMESPACE, '-f', join(ROOT, 'operator', 'rbac.yaml')]);

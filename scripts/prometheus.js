@@ -16,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 // Built by `npm run build` (npm start and npm test build first).
-import { HTTP_PORTS } from '@ordersaga/runtime';
+import { COMPONENTS } from '@ordersaga/contracts';
+
+const PORTS = Object.entries(COMPONENTS).map(([component, { port }]) => [component, port]);
 import { ALERT_RULE_GROUPS } from '../cdk8s/dist/alerts.js';
 
 /**
@@ -126,9 +128,7 @@ if (isMain) {
     console.log(`Usage: node scripts/prometheus.js [--port 9090] [--namespace local]   (npm run prometheus)
 
 Starts Prometheus (Debian package prometheus) scraping the services of \`npm start\` on
-127.0.0.1 (${Object.entries(HTTP_PORTS)
-      .map(([c, p]) => `${c} ${p}`)
-      .join(', ')}) every 5 s with the alerts loaded,
+127.0.0.1 (${PORTS.map(([c, p]) => `${c} ${p}`).join(', ')}) every 5 s with the alerts loaded,
 labelled namespace=<namespace> as in Kubernetes; data in ~/.cache/ordersaga/run/prometheus.
 Runs until Ctrl-C. Then: http://127.0.0.1:<port>/graph, /alerts, and
 node scripts/render-dashboard.js to plot a dashboard's panels into a PNG.`);
@@ -136,7 +136,7 @@ node scripts/render-dashboard.js to plot a dashboard's panels into a PNG.`);
   }
   const cache = process.env.ORDERSAGA_CACHE ?? join(homedir(), '.cache', 'ordersaga');
   const prometheus = await startPrometheus({
-    targets: Object.entries(HTTP_PORTS).map(([component, port]) => ({ component, address: `127.0.0.1:${port}` })),
+    targets: PORTS.map(([component, port]) => ({ component, address: `127.0.0.1:${port}` })),
     namespace: values.namespace,
     port: Number(values.port),
     dir: join(cache, 'run', 'prometheus'),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs the whole saga locally: a Kafka broker (unless KAFKA_BROKERS is set), then the order,
-// stock, billing and notification services, with their logs on one terminal, until Ctrl-C.
+// Runs the whole saga locally: a Kafka broker (unless KAFKA_BROKERS is set), then the services of
+// the component registry (services/contracts), with their logs on one terminal, until Ctrl-C.
 // Run `node scripts/run-local.js --help`, or `npm start` (which builds first).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -9,27 +9,29 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 // Built by `npm start` before this runs.
-import { HTTP_PORTS } from '@ordersaga/runtime';
+import { COMPONENTS, SERVICE_NAMES } from '@ordersaga/contracts';
 import { requireProjectNode } from './node-version.js';
 
 requireProjectNode('npm start');
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KAFKA_SH = join(ROOT, 'scripts', 'kafka.sh');
-// Order first: it creates the topics, and the others start once it is ready.
-const SERVICES = ['order', 'stock', 'billing', 'notification'].map((name) => ({ name, port: HTTP_PORTS[name] }));
+// In the registry's order: the first is started alone, the others once it is ready.
+const SERVICES = SERVICE_NAMES.map((name) => ({ name, ...COMPONENTS[name] }));
 const HOST = process.env.HOST || '127.0.0.1';
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
-const SERVICE_NAMES = new Set(SERVICES.map((s) => s.name));
+const SERVICE_PROCESSES = new Set(SERVICES.map((s) => s.name));
 const PREFIX_WIDTH = Math.max(...SERVICES.map((s) => s.name.length));
 
 const USAGE = `Usage: node scripts/run-local.js [--json]      (npm start: build, then this)
 
 Runs ordersaga locally: a Kafka broker started with scripts/kafka.sh (unless
-KAFKA_BROKERS is set), then the order service, then the stock, billing and
-notification services, and prints their logs until Ctrl-C (or SIGTERM), which
-stops them all, and the broker if this script started it. Ctrl-C twice forces.
+KAFKA_BROKERS is set), then the ${SERVICES[0].name} service, then ${SERVICES.slice(1)
+  .map((s) => s.name)
+  .join(', ')},
+and prints their logs until Ctrl-C (or SIGTERM), which stops them all, and the
+broker if this script started it. Ctrl-C twice forces.
 
 Options:
   --json       print the services' log lines as raw JSON (or LOG_FORMAT=json);
@@ -174,7 +176,7 @@ async function ensureBroker() {
   return start.brokers;
 }
 
-const entryPoint = ({ name }) => join(ROOT, 'services', name, 'dist', 'main.js');
+const entryPoint = ({ workspace }) => join(ROOT, workspace, 'dist', 'main.js');
 const urlOf = (service, path = '') => `http://${HOST}:${service.port}${path}`;
 
 async function isReady(service) {
@@ -243,7 +245,7 @@ async function stopChildren() {
   const endings = await Promise.all(running.map(([, { ended }]) => ended));
   clearTimeout(timer);
   running.forEach(([name], i) => {
-    if (SERVICE_NAMES.has(name) && endings[i].code !== 0 && !forced) {
+    if (SERVICE_PROCESSES.has(name) && endings[i].code !== 0 && !forced) {
       note(`${name} did not stop cleanly (${describeExit(endings[i])})`);
     }
   });
@@ -293,15 +295,12 @@ process.on('exit', () => {
 // ---------------------------------------------------------------- main
 
 function printBanner(brokers) {
-  const [order, stock, billing, notification] = SERVICES;
+  // The public API is where orders are placed.
+  const order = SERVICES.find((s) => s.ingress === 'public');
   const lines = [
     `ordersaga is running (Kafka: ${brokers})`,
     '',
-    `Order API      ${urlOf(order)}   (POST /orders, GET /orders/<orderId>)`,
-    `OpenAPI        ${urlOf(order, '/openapi.json')}`,
-    `Stock          ${urlOf(stock, '/stock')}`,
-    `Billing        ${urlOf(billing, '/accounts')}`,
-    `Notifications  ${urlOf(notification, '/notifications')}`,
+    ...SERVICES.map((s) => `${s.name.padEnd(PREFIX_WIDTH)}  ${urlOf(s)}   ${s.endpoints.join(', ')}`),
     '',
     'Place an order:',
     `  curl -s -XPOST ${urlOf(order, '/orders')} -H 'content-type: application/json' ` +

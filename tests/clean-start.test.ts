@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HTTP_PORTS } from '@ordersaga/runtime';
+import { COMPONENTS } from '@ordersaga/contracts';
 import { eventually, freePort } from './support/stack.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,7 +35,7 @@ test('npm start on a fresh broker: every service ready, an order confirmed, no E
       async () => (output.includes('ordersaga is running') ? true : undefined),
       120_000,
     );
-    const order = `http://127.0.0.1:${HTTP_PORTS.order}`;
+    const order = `http://127.0.0.1:${COMPONENTS.order.port}`;
     const placed = await fetch(`${order}/orders`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -2,7 +2,8 @@
  * Poison messages: on every consumed topic, bad JSON and a wrong schema land in the topic's
  * dead-letter topic with the reason and the original headers, and the consumers carry on.
  */
-import { SAGA_TOPICS, deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
+import { SAGA_TOPICS } from '@ordersaga/contracts';
+import { deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
 import { eventually, Stack } from './support/stack.js';
 
 const stack = new Stack({

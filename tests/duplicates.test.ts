@@ -2,7 +2,8 @@
  * Idempotent consumers: every message delivered twice, and every topic replayed from its start,
  * changes nothing twice.
  */
-import { SAGA_TOPICS, topicsConsumedBy, type SagaTopic, type ServiceName } from '@ordersaga/runtime';
+import { SAGA_TOPICS, topicsConsumedBy, type ServiceName } from '@ordersaga/contracts';
+import { type SagaTopic } from '@ordersaga/runtime';
 import { expectInvariants, type World } from './support/invariants.js';
 import { eventually, SERVICES, Stack } from './support/stack.js';
 

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ServiceName } from '@ordersaga/runtime';
+import type { ServiceName } from '@ordersaga/contracts';
 import { expectInvariants, type World } from './support/invariants.js';
 import { eventually, SERVICES, Stack } from './support/stack.js';
 

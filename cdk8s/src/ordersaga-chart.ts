@@ -13,11 +13,12 @@ import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
 import { ALERT_RULE_GROUPS } from './alerts.js';
+import { sagaOrderCrd } from './crd.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
+import type { ComponentSpec } from '@ordersaga/contracts';
 import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CRD_FILE = join(ROOT, 'operator', 'crd', 'sagaorders.ordersaga.dev.yaml');
 export const OPERATOR_RBAC_FILE = join(ROOT, 'operator', 'rbac.yaml');
 
 export interface OrdersagaProps extends ChartProps {
@@ -60,17 +61,19 @@ export interface OrdersagaProps extends ChartProps {
   readonly saga: Record<(typeof SAGA_SETTINGS)[number]['value'], number>;
 }
 
-/** The saga's clock: each setting, the components that read it, and its variable there. */
+/** The saga's clock: each setting (a value `saga.<value>`) and its variable (the registry says who reads which). */
 export const SAGA_SETTINGS = [
-  { value: 'stepTimeoutMs', env: 'SAGA_STEP_TIMEOUT_MS', components: ['order'] },
-  { value: 'compensationTimeoutMs', env: 'SAGA_COMPENSATION_TIMEOUT_MS', components: ['order'] },
-  { value: 'startTimeoutMs', env: 'ORDER_START_TIMEOUT_MS', components: ['order'] },
-  { value: 'holdTimeMs', env: 'HOLD_TIME_MS', components: ['stock', 'billing'] },
-] as const satisfies ReadonlyArray<{ value: string; env: string; components: readonly ComponentName[] }>;
+  { value: 'stepTimeoutMs', env: 'SAGA_STEP_TIMEOUT_MS' },
+  { value: 'compensationTimeoutMs', env: 'SAGA_COMPENSATION_TIMEOUT_MS' },
+  { value: 'startTimeoutMs', env: 'ORDER_START_TIMEOUT_MS' },
+  { value: 'holdTimeMs', env: 'HOLD_TIME_MS' },
+] as const satisfies ReadonlyArray<{ value: NonNullable<ComponentSpec['sagaSettings']>[number]; env: string }>;
 
 /** The saga settings a component reads. */
-export const sagaSettingsOf = (component: ComponentName) =>
-  SAGA_SETTINGS.filter((s) => (s.components as readonly ComponentName[]).includes(component));
+export const sagaSettingsOf = (component: ComponentName) => {
+  const reads: readonly string[] = COMPONENTS.find((c) => c.name === component)?.sagaSettings ?? [];
+  return SAGA_SETTINGS.filter((s) => reads.includes(s.value));
+};
 
 export const DEFAULTS: OrdersagaProps = {
   images: { registry: 'ghcr.io/ordersaga', tag: '0.1.0' },
@@ -111,7 +114,7 @@ export class OrdersagaChart extends Chart {
         },
       });
     }
-    new Include(this, 'sagaorder-crd', { url: CRD_FILE });
+    new ApiObject(this, 'sagaorder-crd', sagaOrderCrd());
     new Include(this, 'operator-rbac', { url: OPERATOR_RBAC_FILE });
     for (const component of COMPONENTS) this.component(component);
     if (props.prometheusRules) {
@@ -169,7 +172,7 @@ export class OrdersagaChart extends Chart {
         OTEL_TRACES_SAMPLER: props.tracing.sampler,
         OTEL_TRACES_SAMPLER_ARG: props.tracing.samplerArg,
         ...Object.fromEntries(sagaSettingsOf(component.name).map((s) => [s.env, String(props.saga[s.value])])),
-        ...(component.name === 'operator'
+        ...(component.kind === 'controller'
           ? {
               MIRROR_MODE: props.operator.mirrorMode,
               SAGAORDER_TTL_SECONDS: String(props.operator.ttlSeconds),
@@ -182,7 +185,7 @@ export class OrdersagaChart extends Chart {
 
     // The controller's ServiceAccount comes with its RBAC, from operator/rbac.yaml.
     const serviceAccount =
-      component.name === 'operator'
+      component.kind === 'controller'
         ? kplus.ServiceAccount.fromServiceAccountName(this, `${name}-sa`, 'ordersaga-operator')
         : new kplus.ServiceAccount(this, `${name}-sa`, { metadata, automountToken: false });
 
@@ -190,7 +193,7 @@ export class OrdersagaChart extends Chart {
       metadata,
       replicas: props.replicas?.[component.name] ?? 1,
       serviceAccount,
-      automountServiceAccountToken: component.name === 'operator',
+      automountServiceAccountToken: component.kind === 'controller',
       podMetadata: { labels },
       select: true,
       securityContext: { ensureNonRoot: true, user: 65532, group: 65532, fsGroup: 65532 },
@@ -310,7 +313,7 @@ export class OrdersagaChart extends Chart {
         policyTypes: ['Ingress', 'Egress'],
         ingress: [
           {
-            ...(component.ingress === 'any' ? {} : { from: [{ namespaceSelector: {} }] }),
+            ...(component.ingress === 'public' ? {} : { from: [{ namespaceSelector: {} }] }),
             ports: [{ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(component.port) }],
           },
         ],

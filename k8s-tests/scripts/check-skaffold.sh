@@ -43,19 +43,17 @@ const [root, profile, configFile, renderFile] = process.argv.slice(2);
 const YAML = require(path.join(root, 'node_modules', 'yaml'));
 const config = YAML.parse(fs.readFileSync(configFile, 'utf8'));
 const docs = YAML.parseAllDocuments(fs.readFileSync(renderFile, 'utf8')).map((d) => d.toJS()).filter(Boolean);
-const workspaces = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).workspaces;
 const errors = [];
 const count = (kind) => docs.filter((d) => d.kind === kind).length;
 const containers = docs
   .filter((d) => d.kind === 'Deployment')
   .flatMap((d) => d.spec.template.spec.containers.map((c) => ({ deployment: d.metadata.name, ...c })));
 const artifacts = config.build.artifacts;
-if (artifacts.length !== 5) errors.push(`${artifacts.length} artifacts, expected 5`);
 if (containers.length !== artifacts.length) errors.push(`${containers.length} containers for ${artifacts.length} artifacts`);
 for (const a of artifacts) {
   const { WORKSPACE: ws, PORT: port } = a.docker?.buildArgs ?? {};
   if (a.docker?.dockerfile !== 'Dockerfile') errors.push(`${a.image}: not built with the root Dockerfile`);
-  if (!workspaces.includes(ws) || !fs.existsSync(path.join(root, ws ?? '', 'src', 'main.ts'))) {
+  if (!fs.existsSync(path.join(root, ws ?? '', 'package.json')) || !fs.existsSync(path.join(root, ws ?? '', 'src', 'main.ts'))) {
     errors.push(`${a.image}: WORKSPACE "${ws}" is not a workspace with a src/main.ts`);
   }
   const using = containers.filter((c) => c.image.split(':')[0] === a.image);

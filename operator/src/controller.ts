@@ -13,28 +13,28 @@
  */
 import { makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
 import {
-  initial,
-  metrics as runtimeMetrics,
+  CONFIRMED,
+  isTerminal as sagaEnded,
   orderIdFor,
-  StateTable,
-  type Logger,
-  type Publisher,
+  PENDING,
+  placeOrder,
+  SAGAORDER_GROUP,
+  SAGAORDER_PLURAL,
+  SAGAORDER_VERSION,
+  sagaOrderPhase,
   type SagaState,
-  type StateLog,
-} from '@ordersaga/runtime';
+} from '@ordersaga/contracts';
+import { metrics as runtimeMetrics, StateTable, type Logger, type Publisher, type StateLog } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Kube } from './kube.js';
 import type { LeaderElector } from './leader.js';
 import type { PlacedOrders } from './placed-orders.js';
 import {
   expired,
-  GROUP,
   isTerminal,
   ORDER_ID_LABEL,
-  PLURAL,
   sameStatus,
   statusOf,
-  VERSION,
   wanted,
   type MirrorMode,
   type SagaOrder,
@@ -95,7 +95,7 @@ export class Controller {
 
   async start(): Promise<void> {
     const { kube } = this.options;
-    const path = `/apis/${GROUP}/${VERSION}/namespaces/${kube.namespace}/${PLURAL}`;
+    const path = `/apis/${SAGAORDER_GROUP}/${SAGAORDER_VERSION}/namespaces/${kube.namespace}/${SAGAORDER_PLURAL}`;
     const informer = makeInformer<SagaOrder>(kube.config, path, () => kube.listSagaOrders() as never);
     informer.on('add', (order) => this.observe(order));
     informer.on('update', (order) => this.observe(order));
@@ -186,7 +186,8 @@ export class Controller {
       const now = new Date();
       if (!placed.has(orderId) && !sagas.get(orderId)) {
         const { customerId, items } = order.spec;
-        await publisher.publish(initial('order.placed', orderId, { customerId, items, idempotencyKey: uid }, now));
+        // The same door as the Order API's: the uid is the idempotency key, so orderIdOf is its id.
+        await placeOrder(publisher, { customerId, items, idempotencyKey: uid }, now);
         placed.add(orderId);
         log.info({ orderId, sagaOrder: order.metadata.name }, 'order placed from SagaOrder');
       }
@@ -196,7 +197,7 @@ export class Controller {
         : {
             orderId,
             source: 'kubernetes' as const,
-            phase: 'Pending' as const,
+            phase: sagaOrderPhase(PENDING),
             placedAt: now.toISOString(),
             observedGeneration: order.metadata.generation,
           };
@@ -244,7 +245,7 @@ export class Controller {
     mirrorLag.observe(Math.max(0, now.getTime() - Date.parse(saga.updatedAt)) / 1000);
     reconciles.inc({ result: 'written' });
     if (!isTerminal(order.status?.phase) && isTerminal(status.phase)) {
-      const confirmed = status.phase === 'Confirmed';
+      const confirmed = status.phase === sagaOrderPhase(CONFIRMED);
       await kube.recordEvent(
         updated,
         confirmed ? 'Normal' : 'Warning',
@@ -280,5 +281,5 @@ function orderIdOf(order: SagaOrder): string {
 }
 
 function finishedAt(saga: SagaState): string | undefined {
-  return saga.phase === 'CONFIRMED' || saga.phase === 'FAILED' ? saga.updatedAt : undefined;
+  return sagaEnded(saga.phase) ? saga.updatedAt : undefined;
 }

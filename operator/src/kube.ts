@@ -13,7 +13,8 @@ import {
 } from '@kubernetes/client-node';
 import { Counter } from 'prom-client';
 import { metrics as runtimeMetrics } from '@ordersaga/runtime';
-import { GROUP, KIND, PLURAL, VERSION, type SagaOrder, type SagaOrderStatus } from './sagaorder.js';
+import { SAGAORDER_GROUP, SAGAORDER_KIND, SAGAORDER_PLURAL, SAGAORDER_VERSION } from '@ordersaga/contracts';
+import type { SagaOrder, SagaOrderStatus } from './sagaorder.js';
 
 export const apiCalls = new Counter({
   name: 'ordersaga_operator_api_requests_total',
@@ -84,22 +85,27 @@ export class Kube {
   listSagaOrders(): Promise<{ items: SagaOrder[]; metadata?: { resourceVersion?: string } }> {
     return this.call('list', () =>
       this.customObjects.listNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
+        group: SAGAORDER_GROUP,
+        version: SAGAORDER_VERSION,
         namespace: this.namespace,
-        plural: PLURAL,
+        plural: SAGAORDER_PLURAL,
       }),
     );
   }
 
   createSagaOrder(name: string, labels: Record<string, string>, spec: SagaOrder['spec']): Promise<SagaOrder> {
-    const body: SagaOrder = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name, labels }, spec };
+    const body: SagaOrder = {
+      apiVersion: `${SAGAORDER_GROUP}/${SAGAORDER_VERSION}`,
+      kind: SAGAORDER_KIND,
+      metadata: { name, labels },
+      spec,
+    };
     return this.call('create', () =>
       this.customObjects.createNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
+        group: SAGAORDER_GROUP,
+        version: SAGAORDER_VERSION,
         namespace: this.namespace,
-        plural: PLURAL,
+        plural: SAGAORDER_PLURAL,
         body,
       }),
     );
@@ -111,7 +117,14 @@ export class Kube {
     const body = { status: { ...Object.fromEntries(removed.map((key) => [key, null])), ...status } };
     return this.call('patch-status', () =>
       this.customObjects.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, name, body },
+        {
+          group: SAGAORDER_GROUP,
+          version: SAGAORDER_VERSION,
+          namespace: this.namespace,
+          plural: SAGAORDER_PLURAL,
+          name,
+          body,
+        },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),
     );
@@ -120,10 +133,10 @@ export class Kube {
   deleteSagaOrder(name: string): Promise<unknown> {
     return this.call('delete', () =>
       this.customObjects.deleteNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
+        group: SAGAORDER_GROUP,
+        version: SAGAORDER_VERSION,
         namespace: this.namespace,
-        plural: PLURAL,
+        plural: SAGAORDER_PLURAL,
         name,
       }),
     );
@@ -144,8 +157,8 @@ export class Kube {
         body: {
           metadata: { generateName: `${order.metadata.name}.` },
           involvedObject: {
-            apiVersion: `${GROUP}/${VERSION}`,
-            kind: KIND,
+            apiVersion: `${SAGAORDER_GROUP}/${SAGAORDER_VERSION}`,
+            kind: SAGAORDER_KIND,
             name: order.metadata.name,
             namespace: this.namespace,
             uid: order.metadata.uid,

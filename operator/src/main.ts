@@ -6,7 +6,6 @@ import {
   createLogger,
   envInt,
   envString,
-  HTTP_PORTS,
   main,
   Publisher,
   runtimeConfig,
@@ -14,8 +13,8 @@ import {
   StateLog,
   StateTable,
   TopicNamer,
-  type SagaState,
 } from '@ordersaga/runtime';
+import { COMPONENTS, type SagaState } from '@ordersaga/contracts';
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Controller } from './controller.js';
@@ -27,7 +26,7 @@ import type { MirrorMode } from './sagaorder.js';
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 main(async () => {
-  const config = runtimeConfig('operator', HTTP_PORTS.operator);
+  const config = runtimeConfig('operator', COMPONENTS.operator.port);
   const log = createLogger('operator');
   const telemetry = await startTelemetry('operator', config.instanceId, log);
   const mirrorMode = envString('MIRROR_MODE', 'all');

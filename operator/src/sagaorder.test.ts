@@ -1,4 +1,4 @@
-import type { SagaState } from '@ordersaga/runtime';
+import type { SagaState } from '@ordersaga/contracts';
 import { expired, ORDER_ID_LABEL, sameStatus, statusOf, wanted, type SagaOrder } from './sagaorder.js';
 
 const saga: SagaState = {

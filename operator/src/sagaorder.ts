@@ -1,15 +1,17 @@
 /**
  * The SagaOrder resource and how a saga's state maps onto it. Pure: no API calls here.
  */
-import { TERMINAL, type OrderItem, type Phase, type SagaState } from '@ordersaga/runtime';
+import {
+  CONFIRMED,
+  FAILED,
+  isTerminal as sagaEnded,
+  sagaOrderPhase,
+  type OrderItem,
+  type SagaOrderPhase,
+  type SagaState,
+} from '@ordersaga/contracts';
 
-export const GROUP = 'ordersaga.dev';
-export const VERSION = 'v1alpha1';
-export const PLURAL = 'sagaorders';
-export const KIND = 'SagaOrder';
 export const ORDER_ID_LABEL = 'ordersaga.dev/order-id';
-
-export type SagaOrderPhase = 'Pending' | 'Reserving' | 'Charging' | 'Compensating' | 'Confirmed' | 'Failed';
 
 export interface Condition {
   type: 'Ready' | 'Succeeded';
@@ -52,16 +54,10 @@ export interface SagaOrder {
   status?: SagaOrderStatus;
 }
 
-const PHASES: Record<Phase, SagaOrderPhase> = {
-  PENDING: 'Pending',
-  RESERVING: 'Reserving',
-  CHARGING: 'Charging',
-  COMPENSATING: 'Compensating',
-  CONFIRMED: 'Confirmed',
-  FAILED: 'Failed',
-};
+const CONFIRMED_PHASE = sagaOrderPhase(CONFIRMED);
+const FAILED_PHASE = sagaOrderPhase(FAILED);
 
-export const isTerminal = (phase: SagaOrderPhase | undefined) => phase === 'Confirmed' || phase === 'Failed';
+export const isTerminal = (phase: SagaOrderPhase | undefined) => phase === CONFIRMED_PHASE || phase === FAILED_PHASE;
 
 const euros = (cents: number) => (cents / 100).toFixed(2);
 
@@ -92,9 +88,9 @@ export function statusOf(
   order: Pick<SagaOrder, 'metadata' | 'status'> | undefined,
   now: Date,
 ): SagaOrderStatus {
-  const phase = PHASES[saga.phase];
+  const phase = sagaOrderPhase(saga.phase);
   const at = now.toISOString();
-  const done = TERMINAL.has(saga.phase);
+  const done = sagaEnded(saga.phase);
   const generation = order?.metadata.generation;
   const reason = saga.failure?.reason;
   const previous = order?.status?.conditions;
@@ -114,9 +110,9 @@ export function statusOf(
       previous,
       {
         type: 'Succeeded',
-        status: phase === 'Confirmed' ? 'True' : phase === 'Failed' ? 'False' : 'Unknown',
-        reason: phase === 'Failed' ? failureReason(saga) : phase,
-        message: reason ?? (phase === 'Confirmed' ? 'order confirmed' : 'in progress'),
+        status: phase === CONFIRMED_PHASE ? 'True' : phase === FAILED_PHASE ? 'False' : 'Unknown',
+        reason: phase === FAILED_PHASE ? failureReason(saga) : phase,
+        message: reason ?? (phase === CONFIRMED_PHASE ? 'order confirmed' : 'in progress'),
         ...(generation ? { observedGeneration: generation } : {}),
       },
       at,
@@ -137,7 +133,7 @@ export function statusOf(
     ...(generation ? { observedGeneration: generation } : {}),
     history: saga.history.map((h) => ({
       at: h.at,
-      phase: PHASES[h.phase],
+      phase: sagaOrderPhase(h.phase),
       ...(h.step ? { step: h.step } : {}),
       event: h.event,
     })),
@@ -157,7 +153,7 @@ export type MirrorMode = 'all' | 'failed' | 'sampled';
 
 export function wanted(saga: SagaState, mode: MirrorMode, samplePercent: number): boolean {
   if (mode === 'all') return true;
-  if (mode === 'failed') return saga.phase === 'FAILED';
+  if (mode === 'failed') return saga.phase === FAILED;
   // The same order is always in or out of the sample, on every replica and restart.
   let hash = 0;
   for (const char of saga.orderId) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;

@@ -1,7 +1,8 @@
 /**
  * The invariants of the design brief, checked from the outside: HTTP APIs and Kafka topics.
  */
-import { SAGA_TOPICS, deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
+import { SAGA_TOPICS } from '@ordersaga/contracts';
+import { deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
 import { eventually, type Stack } from './stack.js';
 
 export interface World {

@@ -2,7 +2,8 @@
  * For the saga unit tests (the engine's and the order saga's): a saga about to start, replies as
  * they arrive, and the clock.
  */
-import type { AnyEnvelope, Envelope, Payload, SagaState, SagaTopic } from '@ordersaga/runtime';
+import type { SagaState } from '@ordersaga/contracts';
+import type { AnyEnvelope, Envelope, Payload, SagaTopic } from '@ordersaga/runtime';
 
 export const t0 = new Date('2026-01-01T00:00:00.000Z');
 export const at = (ms: number) => new Date(t0.getTime() + ms);

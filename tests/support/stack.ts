@@ -10,18 +10,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, Partitioners, type IHeaders, type Producer } from 'kafkajs';
-import { headersToStrings, ReadPosition, type ServiceName, type TopicName } from '@ordersaga/runtime';
+import { COMPONENTS, SERVICE_NAMES, type ComponentName } from '@ordersaga/contracts';
+import { headersToStrings, ReadPosition, type TopicName } from '@ordersaga/runtime';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const SERVICES: readonly ServiceName[] = ['order', 'stock', 'billing', 'notification'];
+/** The services, in start order (the component registry's). */
+export const SERVICES = SERVICE_NAMES;
 
-/** What a stack can run: the four services, and the SagaOrder controller. */
-export type Component = ServiceName | 'operator';
-const entryPoint = (component: Component) =>
-  component === 'operator'
-    ? join(ROOT, 'operator', 'dist', 'main.js')
-    : join(ROOT, 'services', component, 'dist', 'main.js');
+/** What a stack can run: any component of the registry (the services, the SagaOrder controller). */
+export type Component = ComponentName;
+const entryPoint = (component: Component) => join(ROOT, COMPONENTS[component].workspace, 'dist', 'main.js');
 
 export interface TopicRecord {
   readonly partition: number;
@@ -99,9 +98,10 @@ export class Stack {
   }
 
   async startAll(): Promise<void> {
-    // Order first: it creates the topics; the others then start together.
-    await this.start('order');
-    await Promise.all(SERVICES.filter((s) => s !== 'order').map((s) => this.start(s)));
+    // The first service first (the registry's order); the others then start together.
+    const [first, ...others] = SERVICES;
+    await this.start(first!);
+    await Promise.all(others.map((s) => this.start(s)));
   }
 
   async start(service: Component, instance = '0', env: Record<string, string> = {}): Promise<void> {

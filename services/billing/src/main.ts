@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { Cents, CustomerId, envJson, holdTimeMs, main, notFound, runService, StateTable } from '@ordersaga/runtime';
+import { Cents, CustomerId, serviceContract } from '@ordersaga/contracts';
+import { envJson, holdTimeMs, main, notFound, runService, StateTable } from '@ordersaga/runtime';
 import { authorizationHold, createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
 
 /** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
@@ -11,8 +12,7 @@ main(async () => {
   const table = new StateTable<Payment>();
   const ledger = new Ledger(accounts, table);
   await runService({
-    name: 'billing',
-    stateTopic: 'billing.state',
+    contract: serviceContract('billing'),
     table,
     handle: createBillingHandler(ledger, holdMs),
     holds: authorizationHold(holdMs),

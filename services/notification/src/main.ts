@@ -1,14 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import {
-  createLogger,
-  CustomerId,
-  envJson,
-  main,
-  notFound,
-  runService,
-  StateTable,
-  type SagaState,
-} from '@ordersaga/runtime';
+import { CustomerId, serviceContract, type SagaState } from '@ordersaga/contracts';
+import { createLogger, envJson, main, notFound, runService, StateTable } from '@ordersaga/runtime';
 import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
 
 main(async () => {
@@ -20,8 +12,7 @@ main(async () => {
   const table = new StateTable<Notification>();
   const sagas = new StateTable<SagaState>();
   await runService({
-    name: 'notification',
-    stateTopic: 'notification.state',
+    contract: serviceContract('notification'),
     table,
     lookups: [{ topic: 'order.state', table: sagas }],
     handle: createNotificationHandler(webhooks, sagas, createLogger('notification')),

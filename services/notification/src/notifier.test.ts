@@ -1,4 +1,5 @@
-import { createLogger, StateTable, type SagaState } from '@ordersaga/runtime';
+import { type SagaState } from '@ordersaga/contracts';
+import { createLogger, StateTable } from '@ordersaga/runtime';
 import { message as msg, NOW as now } from '../../../tests/support/handlers.js';
 import { createNotificationHandler, type Notification } from './notifier.js';
 

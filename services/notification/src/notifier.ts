@@ -9,13 +9,13 @@
  * An event for an order with no such saga (a bug, a replay after retention, a foreign writer)
  * tells nobody anything: it goes to the dead-letter topic with the reason.
  */
+import type { SagaState } from '@ordersaga/contracts';
 import {
   type AnyEnvelope,
   type Decision,
   type Effect,
   type HandlerContext,
   type Logger,
-  type SagaState,
   type StateView,
 } from '@ordersaga/runtime';
 

@@ -5,17 +5,16 @@
 import { Type, type Static } from '@sinclair/typebox';
 import {
   CustomerId,
-  initial,
-  notFound,
+  newSaga,
+  ORDER_PHASES,
   orderIdFor,
-  unavailable,
   OrderItems,
+  placeOrder,
   PricedLine,
   type OrderItem,
   type SagaState,
-  type Publisher,
-  type StateTable,
-} from '@ordersaga/runtime';
+} from '@ordersaga/contracts';
+import { notFound, unavailable, type Publisher, type StateTable } from '@ordersaga/runtime';
 import type { FastifyInstance } from 'fastify';
 
 const PlaceOrderBody = Type.Object({ customerId: CustomerId, items: OrderItems }, { additionalProperties: false });
@@ -34,9 +33,8 @@ const PlaceOrderHeaders = Type.Object({
   ),
 });
 
-const Phase = Type.Union(
-  ['PENDING', 'RESERVING', 'CHARGING', 'COMPENSATING', 'CONFIRMED', 'FAILED'].map((p) => Type.Literal(p)),
-);
+/** The saga's phases, as its definition derives them from its steps. */
+const Phase = Type.Union(ORDER_PHASES.map((phase) => Type.Literal(phase)));
 
 const OrderView = Type.Object({
   orderId: Type.String(),
@@ -135,15 +133,9 @@ export async function orderApi(
         return reply.code(200).header('location', `/orders/${orderId}`).send(existing);
       }
       const now = new Date();
-      const placed = initial(
-        'order.placed',
-        orderId,
-        { customerId, items, ...(idempotencyKey ? { idempotencyKey } : {}) },
-        now,
-        request.id,
-      );
+      let placed;
       try {
-        await publisher.publish(placed);
+        placed = await placeOrder(publisher, { customerId, items, idempotencyKey }, now, request.id);
       } catch (err) {
         request.log.error({ err, orderId }, 'could not publish order.placed');
         return reply.code(503).send({
@@ -170,17 +162,7 @@ export async function orderApi(
         request.log.info({ orderId }, 'order placed');
         return reply.code(202).header('location', `/orders/${orderId}`).send(order);
       }
-      const pending: OrderView = {
-        orderId,
-        customerId,
-        items,
-        status: 'PENDING',
-        step: null,
-        history: [{ at: now.toISOString(), phase: 'PENDING', step: null, event: 'order placed' }],
-        correlationId: placed.envelope.correlationId,
-        placedAt: now.toISOString(),
-        updatedAt: now.toISOString(),
-      };
+      const pending = view(newSaga(placed.envelope, now));
       if (!table.getCommitted(orderId)) {
         if (accepted.size >= ACCEPTED_MAX) accepted.delete(accepted.keys().next().value!);
         accepted.set(orderId, pending);

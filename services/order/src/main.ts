@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger';
-import { envInt, main, runService, StateTable, type SagaState } from '@ordersaga/runtime';
+import { serviceContract, type SagaState } from '@ordersaga/contracts';
+import { envInt, main, runService, StateTable } from '@ordersaga/runtime';
 import { orderApi } from './api.js';
 import { createOrchestrator } from './orchestrator.js';
 import { observeSagaChanges, watchInFlight } from './saga-metrics.js';
@@ -12,8 +13,7 @@ main(async () => {
   });
   watchInFlight(table);
   await runService({
-    name: 'order',
-    stateTopic: 'order.state',
+    contract: serviceContract('order'),
     table,
     handle: orchestrator.handle,
     tick: orchestrator.tick,

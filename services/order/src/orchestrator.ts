@@ -4,22 +4,20 @@
  * Each transition is traced as the span the engine describes, in the order's trace: a timeout
  * continues it from the span of the last message the saga handled (kept in its state).
  */
+import { isTerminal, newSaga, orderSaga, type SagaState } from '@ordersaga/contracts';
 import {
   reply,
-  TERMINAL,
   type AnyEnvelope,
   type Decision,
   type Envelope,
   type Handler,
   type HandlerContext,
-  type SagaState,
   type StateTable,
   type StateView,
   type Tick,
   type TickDecision,
 } from '@ordersaga/runtime';
 import { SagaEngine, type SagaTimeouts, type Transition } from './saga/engine.js';
-import { orderSaga } from './saga/order-saga.js';
 
 type Cause = Pick<Envelope, 'id' | 'orderId' | 'correlationId'>;
 
@@ -43,28 +41,12 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
   // Sagas that await a reply, with their deadline: what the clock has to watch.
   const deadlines = new Map<string, number>();
   table.onChange((orderId, _previous, saga) => {
-    if (saga && !TERMINAL.has(saga.phase) && saga.deadline !== null) deadlines.set(orderId, saga.deadline);
+    if (saga && !isTerminal(saga.phase) && saga.deadline !== null) deadlines.set(orderId, saga.deadline);
     else deadlines.delete(orderId);
   });
 
   const start = (placed: Envelope<'order.placed'>, context: HandlerContext): Transition => {
-    const at = context.now.toISOString();
-    const initial: SagaState = {
-      orderId: placed.orderId,
-      customerId: placed.payload.customerId,
-      items: placed.payload.items,
-      ...(placed.payload.idempotencyKey ? { idempotencyKey: placed.payload.idempotencyKey } : {}),
-      correlationId: placed.correlationId,
-      ...(context.traceId ? { traceId: context.traceId } : {}),
-      phase: 'PENDING',
-      step: null,
-      deadline: null,
-      completed: [],
-      compensations: [],
-      history: [{ at, phase: 'PENDING', step: null, event: 'order placed' }],
-      placedAt: placed.timestamp,
-      updatedAt: at,
-    };
+    const initial = newSaga(placed, context.now, context.traceId);
     return engine.start(initial, context.now);
   };
 

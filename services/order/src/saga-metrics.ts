@@ -3,10 +3,9 @@
  * on the replica that made it): started, finished by outcome and reason, durations,
  * compensations, timeouts; and the sagas in flight.
  */
-import { metrics, TERMINAL, type RowChange, type SagaState, type StateView } from '@ordersaga/runtime';
+import { CONFIRMED, isTerminal, ORDER_FAILURE_KINDS, orderSaga, type SagaState } from '@ordersaga/contracts';
+import { metrics, type RowChange, type StateView } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { TIMEOUT_KIND } from './saga/engine.js';
-import { orderSaga } from './saga/order-saga.js';
 
 const registers = [metrics.registry];
 const durationBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -47,7 +46,7 @@ const timeouts = new Counter({
 
 const COMPENSATIONS = new Set(orderSaga.steps.flatMap((s) => (s.compensation ? [s.compensation.name] : [])));
 /** The failure kinds the saga's steps declare, and a timeout: a small fixed set of labels. */
-const FAILURE_REASONS = new Set([...orderSaga.steps.flatMap((s) => s.failureKinds), TIMEOUT_KIND, 'other']);
+const FAILURE_REASONS = new Set([...ORDER_FAILURE_KINDS, 'other']);
 
 // Every series at 0 from the start: a counter first seen at 1 shows no increase() or rate().
 finished.inc({ outcome: 'confirmed', reason: 'none' }, 0);
@@ -58,7 +57,7 @@ const seconds = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.
 
 /** The failure reason as a label: a small fixed set, never the free text. */
 function reasonOf(saga: SagaState): string {
-  if (saga.phase === 'CONFIRMED') return 'none';
+  if (saga.phase === CONFIRMED) return 'none';
   const kind = saga.failure?.kind;
   return kind && FAILURE_REASONS.has(kind) ? kind : 'other';
 }
@@ -79,8 +78,8 @@ export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>)
       const requested = [...before.history].reverse().find((h) => h.event === `${before.step} requested`);
       if (requested) stepDuration.observe({ step: before.step }, seconds(requested.at, after.updatedAt));
     }
-    if (TERMINAL.has(after.phase) && !(before && TERMINAL.has(before.phase))) {
-      const outcome = after.phase === 'CONFIRMED' ? 'confirmed' : 'failed';
+    if (isTerminal(after.phase) && !(before && isTerminal(before.phase))) {
+      const outcome = after.phase === CONFIRMED ? 'confirmed' : 'failed';
       finished.inc({ outcome, reason: reasonOf(after) });
       sagaDuration.observe({ outcome }, seconds(after.placedAt, after.updatedAt));
     }
@@ -89,7 +88,7 @@ export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>)
 
 /** Sagas not yet ended, and the age of the oldest, as this replica sees the whole table. */
 export function watchInFlight(table: StateView<SagaState>): void {
-  const inFlight = () => [...table.rows()].map(([, row]) => row.value).filter((saga) => !TERMINAL.has(saga.phase));
+  const inFlight = () => [...table.rows()].map(([, row]) => row.value).filter((saga) => !isTerminal(saga.phase));
   new Gauge({
     name: 'ordersaga_sagas_in_flight',
     help: 'Sagas started and not yet ended (every replica sees all of them: aggregate with max)',

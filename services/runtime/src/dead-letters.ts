@@ -3,7 +3,7 @@ import type { KafkaMessage, Message } from 'kafkajs';
 import { currentContext, type Logger } from './context.js';
 import { PoisonMessageError } from './envelope.js';
 import type { DeadLetterKind } from './metrics.js';
-import { deadLetterTopicOf, type DeadLetterTopic, type SagaTopic } from './topics.js';
+import { deadLetterTopicOf, type DeadLetterTopic, type SagaTopic } from './contract.js';
 import { markFailed } from './tracing.js';
 
 /** A message that can never be processed, and why. */

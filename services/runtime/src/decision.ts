@@ -3,10 +3,10 @@
  * (message, state, context) -> decision, clock work (ticks), the lookups it reads, and the row
  * changes each committed transaction made.
  */
-import type { AnyEnvelope } from './messages.js';
+import type { AnyEnvelope } from './envelope.js';
 import type { Outgoing } from './envelope.js';
 import type { StateTable, StateView } from './state-table.js';
-import type { SagaTopic, StateTopic } from './topics.js';
+import type { SagaTopic, StateTopic } from './contract.js';
 import type { WorkSpan } from './tracing.js';
 
 /** A side effect outside Kafka (a webhook call): run before the commit, at least once. */

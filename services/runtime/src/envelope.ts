@@ -1,7 +1,44 @@
 import { randomUUID } from 'node:crypto';
 import type { IHeaders } from 'kafkajs';
-import { schemaErrors, SCHEMA_VERSION, type AnyEnvelope, type Envelope, type Payload } from './messages.js';
-import type { SagaTopic } from './topics.js';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { Payload, SagaTopic } from './contract.js';
+
+/** The envelope's version: a consumer refuses another (it would not know its fields). */
+export const SCHEMA_VERSION = 1;
+
+/** The envelope every saga message carries; `orderId` is its key, the saga it belongs to. */
+export interface Envelope<T extends SagaTopic = SagaTopic> {
+  id: string;
+  type: T;
+  version: typeof SCHEMA_VERSION;
+  orderId: string;
+  correlationId: string;
+  causationId: string | null;
+  timestamp: string;
+  payload: Payload<T>;
+}
+
+/** Any saga message, discriminated by `type` so handlers can switch on it. */
+export type AnyEnvelope = { [T in SagaTopic]: Envelope<T> }[SagaTopic];
+
+const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
+
+function envelopeSchema(type: string, payload: TSchema) {
+  return Type.Object(
+    {
+      id: Id,
+      type: Type.Literal(type),
+      version: Type.Literal(SCHEMA_VERSION),
+      orderId: Id,
+      correlationId: Id,
+      causationId: Type.Union([Id, Type.Null()]),
+      timestamp: Type.String({ minLength: 20, maxLength: 40 }),
+      payload,
+    },
+    { additionalProperties: false },
+  );
+}
 
 /** A message that can never be processed, whatever the number of retries. */
 export class PoisonMessageError extends Error {
@@ -66,18 +103,38 @@ export function encode(envelope: Envelope): Buffer {
   return Buffer.from(JSON.stringify(envelope));
 }
 
-/** Parses and validates a record from `topic`; throws PoisonMessageError with the reason. */
-export function decode(topic: SagaTopic, value: Buffer | null): AnyEnvelope {
-  if (value === null) throw new PoisonMessageError('empty record value (tombstone) on a saga topic');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value.toString('utf8'));
-  } catch (err) {
-    throw new PoisonMessageError(`invalid JSON: ${(err as Error).message}`);
+/** Checks the envelopes of the topics of a contract, each against its payload schema (compiled once). */
+export class EnvelopeCodec {
+  private readonly checkers = new Map<SagaTopic, TypeCheck<TSchema>>();
+
+  constructor(private readonly payloads: Readonly<Record<SagaTopic, TSchema>>) {}
+
+  /** The problems of a decoded value as an envelope of `topic` (at most five); none when it is one. */
+  errors(topic: SagaTopic, value: unknown): string[] {
+    let checker = this.checkers.get(topic);
+    if (!checker) {
+      const payload = this.payloads[topic];
+      if (!payload) return [`no schema for topic ${topic}`];
+      checker = TypeCompiler.Compile(envelopeSchema(topic, payload));
+      this.checkers.set(topic, checker);
+    }
+    if (checker.Check(value)) return [];
+    return [...checker.Errors(value)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`);
   }
-  const errors = schemaErrors(topic, parsed);
-  if (errors.length > 0) throw new PoisonMessageError(`schema violation: ${errors.join('; ')}`);
-  return parsed as AnyEnvelope;
+
+  /** Parses and validates a record from `topic`; throws PoisonMessageError with the reason. */
+  decode(topic: SagaTopic, value: Buffer | null): AnyEnvelope {
+    if (value === null) throw new PoisonMessageError('empty record value (tombstone) on a saga topic');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value.toString('utf8'));
+    } catch (err) {
+      throw new PoisonMessageError(`invalid JSON: ${(err as Error).message}`);
+    }
+    const errors = this.errors(topic, parsed);
+    if (errors.length > 0) throw new PoisonMessageError(`schema violation: ${errors.join('; ')}`);
+    return parsed as AnyEnvelope;
+  }
 }
 
 /** Kafka headers as strings (kafkajs gives Buffers, arrays for repeated keys). */

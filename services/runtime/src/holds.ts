@@ -14,7 +14,7 @@ import type { Logger } from './context.js';
 import { holdsExpired } from './metrics.js';
 import type { Decision, RowChange, Tick } from './decision.js';
 import type { StateTable } from './state-table.js';
-import type { SagaTopic } from './topics.js';
+import type { SagaTopic } from './contract.js';
 
 /**
  * How long a hold may stay unsettled by default: far longer than any saga takes (two steps and

@@ -1,6 +1,6 @@
 import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
 import type { Logger } from './context.js';
-import { allTopics, type TopicName } from './topics.js';
+import type { TopicDeclaration, TopicName } from './contract.js';
 
 /** Maps logical topic names to the cluster's, with the platform namespace in front. */
 export class TopicNamer {
@@ -81,11 +81,12 @@ export function createKafka(clientId: string, brokers: string[], log: Logger): K
 export async function ensureTopics(
   admin: Admin,
   namer: TopicNamer,
-  layout: { partitions: number; replicationFactor: number },
+  topics: readonly TopicDeclaration[],
+  replicationFactor: number,
   log: Logger,
 ): Promise<void> {
   const existing = new Set(await admin.listTopics());
-  const missing = allTopics(layout.partitions).filter((t) => !existing.has(namer.physical(t.name)));
+  const missing = topics.filter((t) => !existing.has(namer.physical(t.name)));
   if (missing.length === 0) return;
   try {
     await admin.createTopics({
@@ -93,7 +94,7 @@ export async function ensureTopics(
       topics: missing.map((t) => ({
         topic: namer.physical(t.name),
         numPartitions: t.partitions,
-        replicationFactor: layout.replicationFactor,
+        replicationFactor,
         configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
       })),
     });

@@ -29,9 +29,9 @@ import { ConsumerProgress } from './consumer-progress.js';
 import { withContext, type Logger } from './context.js';
 import { deadLetterRecord, type Unprocessable } from './dead-letters.js';
 import type { Decision, Handler, Lookup, RowChange, Tick } from './decision.js';
-import { decode, headersToStrings } from './envelope.js';
+import { EnvelopeCodec, headersToStrings } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
-import type { AnyEnvelope } from './messages.js';
+import type { AnyEnvelope } from './envelope.js';
 import {
   consumerLag,
   deadLetters,
@@ -46,7 +46,7 @@ import { outgoingRecord } from './outgoing.js';
 import { DEFAULT_BACKOFF, retry, type BackoffPolicy } from './retry.js';
 import { StateLog, type StoredRow } from './state-log.js';
 import type { StateTable } from './state-table.js';
-import { topicsConsumedBy, type SagaTopic, type ServiceName, type StateTopic } from './topics.js';
+import type { SagaTopic, ServiceContract } from './contract.js';
 import { Transactions, type ConsumedOffset } from './transactions.js';
 import {
   activeTraceparent,
@@ -59,13 +59,13 @@ import {
 } from './tracing.js';
 
 export interface ProcessorOptions<V> {
-  readonly service: ServiceName;
+  /** The service: its name, the topics it consumes, its state topic, its messages' schemas. */
+  readonly contract: ServiceContract;
   readonly kafka: Kafka;
   readonly admin: Admin;
   readonly namer: TopicNamer;
   readonly instanceId: string;
   readonly log: Logger;
-  readonly stateTopic: StateTopic;
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
@@ -118,6 +118,7 @@ export class Processor<V> {
   private readonly groupId: string;
   private readonly backoff: BackoffPolicy;
   private readonly log: Logger;
+  private readonly codec: EnvelopeCodec;
   /** Work waiting for the next transaction, and whether one is being committed. */
   private inbox: Array<Work<V>> = [];
   private draining = false;
@@ -132,8 +133,10 @@ export class Processor<V> {
   private caughtUpOnce = false;
 
   constructor(private readonly options: ProcessorOptions<V>) {
-    const { kafka, namer, service, instanceId } = options;
+    const { kafka, namer, contract, instanceId } = options;
+    const service = contract.name;
     this.log = options.log;
+    this.codec = new EnvelopeCodec(contract.payloads);
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.groupId = namer.id(service);
     this.consumer = kafka.consumer({
@@ -145,12 +148,12 @@ export class Processor<V> {
       maxWaitTimeInMs: 500,
     });
     this.transactions = new Transactions(kafka, namer.id(`${service}.${instanceId}`), this.groupId);
-    this.stateLog = new StateLog(kafka, options.admin, namer, options.stateTopic, options.table, service, this.log);
+    this.stateLog = new StateLog(kafka, options.admin, namer, contract.stateTopic, options.table, service, this.log);
     this.lookupLogs = (options.lookups ?? []).map(
       ({ topic, table }) => new StateLog(kafka, options.admin, namer, topic, table, `${service}.lookup`, this.log),
     );
     this.progress = new ConsumerProgress(this.consumer, options.admin, this.groupId);
-    initialiseSeries(topicsConsumedBy(service));
+    initialiseSeries(contract.consumes);
   }
 
   /** True once the state is loaded and the consumer runs. */
@@ -167,15 +170,15 @@ export class Processor<V> {
   }
 
   async start(): Promise<void> {
-    const { namer, service } = this.options;
+    const { namer, contract } = this.options;
     await this.transactions.connect();
     const logs = [this.stateLog, ...this.lookupLogs];
     await Promise.all(logs.map((l) => l.start()));
     await Promise.all(logs.map((l) => l.catchUp()));
     this.caughtUpOnce = true;
-    this.log.info({ rows: this.options.table.size }, `state loaded from ${this.options.stateTopic}`);
+    this.log.info({ rows: this.options.table.size }, `state loaded from ${contract.stateTopic}`);
 
-    const consumed = topicsConsumedBy(service).map((t) => namer.physical(t));
+    const consumed = contract.consumes.map((t) => namer.physical(t));
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.owned = new Set(Object.values(payload.memberAssignment).flat());
       this.assignment++;
@@ -188,7 +191,7 @@ export class Processor<V> {
         .catch((err) => this.log.warn({ err }, 'could not read committed offsets'));
     });
     await this.consumer.connect();
-    for (const topic of topicsConsumedBy(service)) {
+    for (const topic of contract.consumes) {
       await this.consumer.subscribe({ topic: namer.physical(topic), fromBeginning: true });
     }
     await this.consumer.run({
@@ -349,7 +352,7 @@ export class Processor<V> {
     await inConsumerSpan(record, headers, async (span) => {
       let envelope: AnyEnvelope;
       try {
-        envelope = decode(topic, message.value);
+        envelope = this.codec.decode(topic, message.value);
       } catch (err) {
         this.deadLetter({ topic, partition, message, headers, kind: 'poison', error: err }, pending);
         return;
@@ -431,14 +434,14 @@ export class Processor<V> {
   }
 
   private queueDecision(decision: Decision<V>, partitionOf: (key: string) => number, pending: Pending<V>): void {
-    const { namer, stateTopic, table } = this.options;
+    const { namer, contract, table } = this.options;
     for (const [key, value] of decision.put ?? []) {
       const before = table.get(key);
       const { row, undo } = table.write(key, value, partitionOf(key));
       pending.undo.push(undo);
       pending.changes.push({ key, before, after: value });
       const stored: StoredRow<V> = { rev: row.rev, value: row.value };
-      this.queueMessage(pending, namer.physical(stateTopic), {
+      this.queueMessage(pending, namer.physical(contract.stateTopic), {
         key,
         partition: row.partition,
         value: JSON.stringify(stored),

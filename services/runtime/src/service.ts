@@ -10,7 +10,7 @@ import { Publisher } from './publisher.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
 import { startTelemetry } from './telemetry.js';
-import { HTTP_PORTS, STATE_TOPICS, type ServiceName, type StateTopic, type TopicSpec } from './topics.js';
+import type { ServiceContract } from './contract.js';
 
 /** What a service hands its HTTP routes. */
 export interface ServiceRuntime<V> {
@@ -22,14 +22,14 @@ export interface ServiceRuntime<V> {
 }
 
 export interface ServiceDefinition<V> {
-  readonly name: ServiceName;
-  readonly stateTopic: StateTopic;
+  /** What the service is: name, port, topics (from the application's contracts). */
+  readonly contract: ServiceContract;
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
   readonly tick?: Tick<V>;
   /** Rows that hold something (stock, credit): the clock releases what nothing settles (holds.ts). */
   readonly holds?: HoldRules<V>;
-  /** Other services' state topics it reads (each must list the service among its `readers`). */
+  /** Other services' state topics it reads (each must be among its contract's `lookups`). */
   readonly lookups?: readonly Lookup[];
   readonly onCommitted?: ProcessorOptions<V>['onCommitted'];
   readonly publishes?: boolean;
@@ -46,37 +46,37 @@ export interface RunningService {
  * (in-flight batch finished and committed, group left, connections closed, last spans exported).
  */
 export async function runService<V>(definition: ServiceDefinition<V>): Promise<RunningService> {
+  const { contract } = definition;
+  const { name } = contract;
   for (const { topic } of definition.lookups ?? []) {
-    const readers: readonly string[] = (STATE_TOPICS[topic] as TopicSpec).readers ?? [];
-    if (!readers.includes(definition.name)) {
-      // Its ACLs are derived from the topic list: undeclared, it could not read it when deployed.
-      throw new Error(`${definition.name} looks up ${topic}, but topics.ts does not list it among its readers`);
+    if (!contract.lookups.includes(topic)) {
+      // Its ACLs are derived from the same contract: undeclared, it could not read it when deployed.
+      throw new Error(`${name} looks up ${topic}, but its contract does not list it among its lookups`);
     }
   }
   if (definition.tick && definition.holds) {
-    throw new Error(`${definition.name}: a service has one tick; give it the holds' or its own`);
+    throw new Error(`${name}: a service has one tick; give it the holds' or its own`);
   }
-  const config = runtimeConfig(definition.name, HTTP_PORTS[definition.name]);
-  const log = createLogger(definition.name);
+  const config = runtimeConfig(name, contract.port);
+  const log = createLogger(name);
   // Before the state loads: expiry follows every row change from the first.
   const expiry = definition.holds && holdExpiry(definition.table, definition.holds, log);
-  const telemetry = await startTelemetry(definition.name, config.instanceId, log);
+  const telemetry = await startTelemetry(name, config.instanceId, log);
   const namer = new TopicNamer(config.namespace);
-  const kafka = createKafka(`${definition.name}-${config.instanceId}`, config.brokers, log);
+  const kafka = createKafka(`${name}-${config.instanceId}`, config.brokers, log);
   const admin = kafka.admin();
   await admin.connect();
   if (process.env.CREATE_TOPICS !== 'false') {
-    await ensureTopics(admin, namer, config, log);
+    await ensureTopics(admin, namer, contract.topics(config.partitions), config.replicationFactor, log);
   }
 
   const processor = new Processor({
-    service: definition.name,
+    contract,
     kafka,
     admin,
     namer,
     instanceId: config.instanceId,
     log,
-    stateTopic: definition.stateTopic,
     table: definition.table,
     handle: definition.handle,
     tick: definition.tick ?? expiry?.tick,
@@ -101,18 +101,19 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     // level or a balance wrong): the service's own routes say so instead of answering.
     scope.addHook('onRequest', async (_request, reply) => {
       if (processor.restored) return;
-      const { name, stateTopic, table } = definition;
-      return unavailable(reply, `${name} is restoring its state from ${stateTopic} (${table.size} rows so far)`, 1);
+      const { table } = definition;
+      return unavailable(
+        reply,
+        `${name} is restoring its state from ${contract.stateTopic} (${table.size} rows so far)`,
+        1,
+      );
     });
     await definition.routes?.(scope, { config, log, table: definition.table, publisher });
   });
   const url = await app.listen({ port: config.httpPort, host: config.httpHost });
 
   await processor.start();
-  log.info(
-    { url, brokers: config.brokers, instanceId: config.instanceId },
-    `${definition.name} service ready at ${url}`,
-  );
+  log.info({ url, brokers: config.brokers, instanceId: config.instanceId }, `${name} service ready at ${url}`);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

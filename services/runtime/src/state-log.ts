@@ -3,7 +3,7 @@ import type { Logger } from './context.js';
 import type { TopicNamer } from './kafka.js';
 import type { Row, StateTable } from './state-table.js';
 import { TopicFollower } from './topic-follower.js';
-import type { StateTopic } from './topics.js';
+import type { StateTopic } from './contract.js';
 
 /** How a row is stored in a state topic (key: the row's key; partition: the row's partition). */
 export interface StoredRow<V> {

@@ -26,7 +26,7 @@ import {
   type Attributes,
   type Span,
 } from '@opentelemetry/api';
-import type { Envelope } from './messages.js';
+import type { Envelope } from './envelope.js';
 
 /**
  * Taken at each use, not once: the SDK registers through its own (CommonJS) copy of the API, and

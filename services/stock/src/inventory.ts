@@ -9,14 +9,13 @@
  * and one that neither happens to within the hold time is released by the clock (holdExpiry),
  * so a request no saga follows up (a bug, a replay, a foreign writer) never keeps stock.
  */
+import type { OrderItem, PricedLine } from '@ordersaga/contracts';
 import {
   reply,
   type AnyEnvelope,
   type Decision,
   type HandlerContext,
   type HoldRules,
-  type OrderItem,
-  type PricedLine,
   type StateTable,
   type StateView,
 } from '@ordersaga/runtime';

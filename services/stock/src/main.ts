@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { Cents, envJson, holdTimeMs, main, notFound, runService, Sku, StateTable } from '@ordersaga/runtime';
+import { Cents, serviceContract, Sku } from '@ordersaga/contracts';
+import { envJson, holdTimeMs, main, notFound, runService, StateTable } from '@ordersaga/runtime';
 import { createStockHandler, Levels, reservationHold, type Catalog, type Reservation } from './inventory.js';
 
 /** What the local run starts with when STOCK_CATALOG is not set. */
@@ -22,8 +23,7 @@ main(async () => {
   const table = new StateTable<Reservation>();
   const levels = new Levels(catalog, table);
   await runService({
-    name: 'stock',
-    stateTopic: 'stock.state',
+    contract: serviceContract('stock'),
     table,
     handle: createStockHandler(levels, holdMs),
     holds: reservationHold(holdMs),

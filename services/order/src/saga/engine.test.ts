@@ -3,7 +3,8 @@
  * order saga changes none of them): two steps, the first undone by a compensation that awaits its
  * reply, the second by one that does not.
  */
-import { command, SagaEngine, type SagaDefinition } from './engine.js';
+import { command, type SagaDefinition } from '@ordersaga/contracts';
+import { SagaEngine } from './engine.js';
 import { approved, at, declined, placed, released, reserved, t0, types } from '../../../../tests/support/saga.js';
 
 const testSaga: SagaDefinition = {

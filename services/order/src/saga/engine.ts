@@ -1,7 +1,8 @@
 /**
  * A small interpreter for declarative sagas (in the manner of Eventuate Tram): a saga is a list
- * of steps, each a command with the reply that ends it and the compensation that undoes it.
- * Everything here is pure: (state, message or clock) -> (new state, commands to send).
+ * of steps, each a command with the reply that ends it and the compensation that undoes it
+ * (declared in @ordersaga/contracts, saga-definition.ts). Everything here is pure:
+ * (state, message or clock) -> (new state, commands to send).
  *
  * Rules:
  * - Steps run in order; each waits for its reply until its deadline.
@@ -20,57 +21,18 @@
  * saga does next>` (a step, a compensation, confirmed or failed), for the runtime to record: the
  * orchestrator's part of the trace, between the replies it gets and the commands it sends.
  */
+import type { AnyEnvelope, WorkSpan } from '@ordersaga/runtime';
 import {
-  TERMINAL,
-  type AnyEnvelope,
-  type Payload,
-  type Phase,
+  COMPENSATING,
+  CONFIRMED,
+  FAILED,
+  isTerminal,
+  TIMEOUT_KIND,
+  type Command,
+  type Compensation,
+  type SagaDefinition,
   type SagaState,
-  type SagaTopic,
-  type WorkSpan,
-} from '@ordersaga/runtime';
-
-/** A message the saga sends: its topic is its type. */
-export type Command = { [T in SagaTopic]: { readonly type: T; readonly payload: Payload<T> } }[SagaTopic];
-
-export function command<T extends SagaTopic>(type: T, payload: Payload<T>): Command {
-  return { type, payload } as Command;
-}
-
-export type StepOutcome =
-  | { readonly ok: true; readonly update: Partial<SagaState>; readonly event: string }
-  /** `kind` is one of the step's `failureKinds`; `reason` says it for people. */
-  | { readonly ok: false; readonly kind: string; readonly reason: string };
-
-/** The failure kind of a step that timed out. */
-export const TIMEOUT_KIND = 'timeout';
-
-export interface Compensation {
-  readonly name: string;
-  readonly command: (saga: SagaState, reason: string) => Command;
-  /** Wait for this reply before going on; without it the compensation is fire-and-forget. */
-  readonly awaitReply?: SagaTopic;
-}
-
-export interface Step {
-  readonly name: string;
-  /** The saga's phase while this step runs. */
-  readonly phase: Phase;
-  readonly invoke: (saga: SagaState, deadline: number) => Command;
-  readonly reply: SagaTopic;
-  readonly onReply: (saga: SagaState, reply: AnyEnvelope) => StepOutcome;
-  /** Every `kind` its failures can have: metric labels and condition reasons, known in advance. */
-  readonly failureKinds: readonly string[];
-  readonly compensation?: Compensation;
-}
-
-export interface SagaDefinition {
-  /** Names the saga's spans. */
-  readonly name: string;
-  readonly steps: readonly Step[];
-  readonly confirmed: (saga: SagaState) => Command;
-  readonly failed: (saga: SagaState) => Command;
-}
+} from '@ordersaga/contracts';
 
 export interface SagaTimeouts {
   readonly stepMs: number;
@@ -134,9 +96,9 @@ export class SagaEngine {
   }
 
   private moveOnReply(saga: SagaState, reply: AnyEnvelope, now: Date): Move | null {
-    if (TERMINAL.has(saga.phase) || saga.step === null) return null;
+    if (isTerminal(saga.phase) || saga.step === null) return null;
 
-    if (saga.phase === 'COMPENSATING') {
+    if (saga.phase === COMPENSATING) {
       const compensation = this.compensation(saga.step);
       if (compensation?.awaitReply !== reply.type) return null;
       return this.compensate(record(saga, now, `${compensation.name} done`), now, []);
@@ -164,9 +126,9 @@ export class SagaEngine {
   }
 
   private moveOnTimeout(saga: SagaState, now: Date): Move | null {
-    if (TERMINAL.has(saga.phase) || saga.deadline === null || saga.deadline > now.getTime()) return null;
+    if (isTerminal(saga.phase) || saga.deadline === null || saga.deadline > now.getTime()) return null;
 
-    if (saga.phase === 'COMPENSATING') {
+    if (saga.phase === COMPENSATING) {
       const event = `${saga.step} timed out; its command stays queued and will be applied`;
       return this.compensate(record(saga, now, event), now, []);
     }
@@ -186,7 +148,7 @@ export class SagaEngine {
   private runStep(index: number, saga: SagaState, now: Date, sent: Command[]): Move {
     const step = this.definition.steps[index];
     if (!step) {
-      const confirmed = record({ ...saga, phase: 'CONFIRMED', step: null, deadline: null }, now, 'order confirmed');
+      const confirmed = record({ ...saga, phase: CONFIRMED, step: null, deadline: null }, now, 'order confirmed');
       return { state: confirmed, send: [...sent, this.definition.confirmed(confirmed)] };
     }
     const deadline = now.getTime() + this.timeouts.stepMs;
@@ -200,7 +162,7 @@ export class SagaEngine {
     const compensation = next === undefined ? undefined : this.compensation(next);
     if (!compensation) {
       const failed = record(
-        { ...saga, phase: 'FAILED', step: null, deadline: null, compensations: [] },
+        { ...saga, phase: FAILED, step: null, deadline: null, compensations: [] },
         now,
         'order failed',
       );
@@ -212,7 +174,7 @@ export class SagaEngine {
       const waiting = record(
         {
           ...saga,
-          phase: 'COMPENSATING',
+          phase: COMPENSATING,
           step: compensation.name,
           deadline: now.getTime() + this.timeouts.compensationMs,
           compensations: rest,

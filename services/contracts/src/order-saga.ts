@@ -15,7 +15,7 @@
  *   a step times out        -> that step is compensated too (its effect may still land late),
  *                              then the earlier ones, then order.failed
  */
-import { command, type SagaDefinition } from './engine.js';
+import { command, failureKindsOf, phasesOf, type SagaDefinition } from './saga-definition.js';
 
 export const orderSaga: SagaDefinition = {
   name: 'orderSaga',
@@ -76,3 +76,9 @@ export const orderSaga: SagaDefinition = {
       reason: saga.failure?.reason ?? 'unknown',
     }),
 };
+
+/** The phases of an order, from the saga's steps: PENDING, RESERVING, CHARGING, COMPENSATING, CONFIRMED, FAILED. */
+export const ORDER_PHASES = phasesOf(orderSaga);
+
+/** Every failure kind an order can end with (metric labels, SagaOrder condition reasons). */
+export const ORDER_FAILURE_KINDS = failureKindsOf(orderSaga);

@@ -1,13 +1,11 @@
 /**
  * Message schemas: the one source for what travels on each saga topic. The TypeScript types
- * are derived from the same schemas the consumers validate against, and the Order API builds
- * its HTTP schemas (and so its OpenAPI document) from the same parts.
+ * are derived from the same schemas the consumers validate against (the runtime's envelope
+ * carries them as its payload), and the Order API builds its HTTP schemas (and so its OpenAPI
+ * document) from the same parts.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { SagaTopic } from './topics.js';
-
-export const SCHEMA_VERSION = 1;
 
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
 
@@ -101,52 +99,9 @@ export const PAYLOADS = {
   ),
 } as const satisfies Record<SagaTopic, TSchema>;
 
-export type Payload<T extends SagaTopic> = Static<(typeof PAYLOADS)[T]>;
+type Payloads = { [T in SagaTopic]: Static<(typeof PAYLOADS)[T]> };
 
-function envelopeSchema<T extends SagaTopic>(type: T) {
-  return Type.Object(
-    {
-      id: Id,
-      type: Type.Literal(type),
-      version: Type.Literal(SCHEMA_VERSION),
-      orderId: Id,
-      correlationId: Id,
-      causationId: Type.Union([Id, Type.Null()]),
-      timestamp: Type.String({ minLength: 20, maxLength: 40 }),
-      payload: PAYLOADS[type],
-    },
-    { additionalProperties: false },
-  );
-}
-
-/** The envelope every saga message carries. */
-export interface Envelope<T extends SagaTopic = SagaTopic> {
-  id: string;
-  type: T;
-  version: typeof SCHEMA_VERSION;
-  orderId: string;
-  correlationId: string;
-  causationId: string | null;
-  timestamp: string;
-  payload: Payload<T>;
-}
-
-/** Any saga message, discriminated by `type` so handlers can switch on it. */
-export type AnyEnvelope = { [T in SagaTopic]: Envelope<T> }[SagaTopic];
-
-const checkers = new Map<SagaTopic, TypeCheck<TSchema>>();
-function checkerFor(type: SagaTopic): TypeCheck<TSchema> {
-  let checker = checkers.get(type);
-  if (!checker) {
-    checker = TypeCompiler.Compile(envelopeSchema(type));
-    checkers.set(type, checker);
-  }
-  return checker;
-}
-
-/** Validates a decoded value against the envelope schema of `topic`; returns the problems. */
-export function schemaErrors(topic: SagaTopic, value: unknown): string[] {
-  const checker = checkerFor(topic);
-  if (checker.Check(value)) return [];
-  return [...checker.Errors(value)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`);
+declare module '@ordersaga/runtime' {
+  // The runtime's messages are these (see its contract.ts).
+  interface MessagePayloads extends Payloads {}
 }

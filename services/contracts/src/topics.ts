@@ -1,16 +1,14 @@
 /**
- * The one list of Kafka topics. Services, the local runner, the tests and (later) the
- * Kubernetes model all read it; nothing else names a topic by hand.
+ * The one list of Kafka topics. Services, the local runner, the tests and the Kubernetes model
+ * (topics, ACLs) all read it; nothing else names a topic by hand.
  *
  * Every saga topic is keyed by orderId, so one saga's messages stay ordered on one partition.
  * State topics are compacted tables keyed the same way, written in the same Kafka transaction
  * as the messages a batch produces.
  */
 
-export type ServiceName = 'order' | 'stock' | 'billing' | 'notification';
-
-/** The HTTP port of each component (API, health, metrics): the services, the chart and the local runner use these. */
-export const HTTP_PORTS = { order: 3000, stock: 3001, billing: 3002, notification: 3003, operator: 3010 } as const;
+import { deadLetterTopicOf, type TopicDeclaration } from '@ordersaga/runtime';
+import type { ServiceName } from './components.js';
 
 export interface TopicSpec {
   /** What flows on it, for people and docs. */
@@ -110,21 +108,12 @@ export const STATE_TOPICS = {
 
 export type StateTopic = keyof typeof STATE_TOPICS;
 
-/** Messages that can never be processed land in `<topic>.dlt`, with the reason in headers. */
-export function deadLetterTopicOf(topic: SagaTopic): `${SagaTopic}.dlt` {
-  return `${topic}.dlt`;
+declare module '@ordersaga/runtime' {
+  // The runtime's state topics are these (see its contract.ts).
+  interface StateTopics extends Record<StateTopic, true> {}
 }
-
-export type DeadLetterTopic = ReturnType<typeof deadLetterTopicOf>;
-export type TopicName = SagaTopic | StateTopic | DeadLetterTopic;
 
 export const DEFAULT_PARTITIONS = 6;
-
-export interface TopicDeclaration {
-  readonly name: TopicName;
-  readonly partitions: number;
-  readonly config: Record<string, string>;
-}
 
 /** Every topic the platform needs, with its settings: what `ensureTopics` creates. */
 export function allTopics(partitions = DEFAULT_PARTITIONS): TopicDeclaration[] {

@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { Envelope } from '@ordersaga/runtime';
 import type { OrderItem, PricedLine } from './messages.js';
+import { PENDING } from './saga-definition.js';
 
-/** Where a saga is. CONFIRMED and FAILED are terminal. */
-export type Phase = 'PENDING' | 'RESERVING' | 'CHARGING' | 'COMPENSATING' | 'CONFIRMED' | 'FAILED';
-
-export const TERMINAL: ReadonlySet<Phase> = new Set(['CONFIRMED', 'FAILED']);
+/** Where a saga is: one of `ORDER_PHASES` (order-saga.ts), derived from the saga's steps. */
+export type Phase = string;
 
 export interface HistoryEntry {
   readonly at: string;
@@ -62,4 +62,26 @@ export function orderIdFor(customerId: string, idempotencyKey: string | undefine
   const hex = createHash('sha256').update(`${customerId}\u0000${idempotencyKey}`).digest('hex');
   const variant = ((parseInt(hex[16]!, 16) & 3) | 8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** A saga as its order.placed starts it, before its first step: what the orchestrator starts, and what the API shows meanwhile. */
+export function newSaga(placed: Envelope<'order.placed'>, now: Date, traceId?: string): SagaState {
+  const at = now.toISOString();
+  const { customerId, items, idempotencyKey } = placed.payload;
+  return {
+    orderId: placed.orderId,
+    customerId,
+    items,
+    ...(idempotencyKey ? { idempotencyKey } : {}),
+    correlationId: placed.correlationId,
+    ...(traceId ? { traceId } : {}),
+    phase: PENDING,
+    step: null,
+    deadline: null,
+    completed: [],
+    compensations: [],
+    history: [{ at, phase: PENDING, step: null, event: 'order placed' }],
+    placedAt: placed.timestamp,
+    updatedAt: at,
+  };
 }

@@ -1,0 +1,37 @@
+/**
+ * The one way an order is placed, whichever door it comes in by: the Order API's POST, or a
+ * SagaOrder applied with kubectl (the controller). Both give the same id for the same customer
+ * and key, and start the saga with the same message.
+ */
+import { initial, type Outgoing, type Publisher } from '@ordersaga/runtime';
+import type { OrderItem } from './messages.js';
+import { orderIdFor } from './order-state.js';
+
+export interface OrderRequest {
+  readonly customerId: string;
+  readonly items: readonly OrderItem[];
+  /** The same key (per customer) stands for the same order: an HTTP Idempotency-Key, a SagaOrder's uid. */
+  readonly idempotencyKey?: string;
+}
+
+/**
+ * Publishes the order.placed that starts the saga of a request (its order id: `orderIdFor` the
+ * customer and key); resolves once Kafka has it.
+ */
+export async function placeOrder(
+  publisher: Publisher,
+  request: OrderRequest,
+  now: Date,
+  correlationId?: string,
+): Promise<Outgoing<'order.placed'>> {
+  const { customerId, items, idempotencyKey } = request;
+  const placed = initial(
+    'order.placed',
+    orderIdFor(customerId, idempotencyKey),
+    { customerId, items: [...items], ...(idempotencyKey ? { idempotencyKey } : {}) },
+    now,
+    correlationId,
+  );
+  await publisher.publish(placed);
+  return placed;
+}

@@ -1,0 +1,75 @@
+/**
+ * How a saga is declared (in the manner of Eventuate Tram): a list of steps, each a command with
+ * the reply that ends it and the compensation that undoes it. The order saga (order-saga.ts) is
+ * written in these terms; the orchestrator's engine (services/order/src/saga/engine.ts) runs it.
+ *
+ * A saga's phases follow from its steps: PENDING before the first, each step's own phase while
+ * it runs, COMPENSATING while a compensation's reply is awaited, then CONFIRMED or FAILED. The
+ * Order API's schema, the SagaOrder CRD's phase enum and the controller's mapping all read them
+ * from `phasesOf`.
+ */
+import type { AnyEnvelope, Payload, SagaTopic } from '@ordersaga/runtime';
+import type { SagaState } from './order-state.js';
+
+/** A message the saga sends: its topic is its type. */
+export type Command = { [T in SagaTopic]: { readonly type: T; readonly payload: Payload<T> } }[SagaTopic];
+
+export function command<T extends SagaTopic>(type: T, payload: Payload<T>): Command {
+  return { type, payload } as Command;
+}
+
+export type StepOutcome =
+  | { readonly ok: true; readonly update: Partial<SagaState>; readonly event: string }
+  /** `kind` is one of the step's `failureKinds`; `reason` says it for people. */
+  | { readonly ok: false; readonly kind: string; readonly reason: string };
+
+export interface Compensation {
+  readonly name: string;
+  readonly command: (saga: SagaState, reason: string) => Command;
+  /** Wait for this reply before going on; without it the compensation is fire-and-forget. */
+  readonly awaitReply?: SagaTopic;
+}
+
+export interface Step {
+  readonly name: string;
+  /** The saga's phase while this step runs: upper case, one word, its own. */
+  readonly phase: string;
+  readonly invoke: (saga: SagaState, deadline: number) => Command;
+  readonly reply: SagaTopic;
+  readonly onReply: (saga: SagaState, reply: AnyEnvelope) => StepOutcome;
+  /** Every `kind` its failures can have: metric labels and condition reasons, known in advance. */
+  readonly failureKinds: readonly string[];
+  readonly compensation?: Compensation;
+}
+
+export interface SagaDefinition {
+  /** Names the saga's spans. */
+  readonly name: string;
+  readonly steps: readonly Step[];
+  readonly confirmed: (saga: SagaState) => Command;
+  readonly failed: (saga: SagaState) => Command;
+}
+
+/** The phases every saga has, whatever its steps. */
+export const PENDING = 'PENDING';
+export const COMPENSATING = 'COMPENSATING';
+export const CONFIRMED = 'CONFIRMED';
+export const FAILED = 'FAILED';
+
+/** The failure kind of a step that timed out. */
+export const TIMEOUT_KIND = 'timeout';
+
+/** A saga's phases, in the order a saga goes through them. */
+export function phasesOf(saga: SagaDefinition): readonly string[] {
+  const phases = [PENDING, ...saga.steps.map((step) => step.phase), COMPENSATING, CONFIRMED, FAILED];
+  const twice = phases.find((phase, i) => phases.indexOf(phase) !== i);
+  if (twice) throw new Error(`saga ${saga.name}: phase ${twice} is used twice`);
+  return phases;
+}
+
+/** Every failure kind a saga can end with: its steps' kinds and the timeout. */
+export function failureKindsOf(saga: SagaDefinition): readonly string[] {
+  return [...new Set([...saga.steps.flatMap((step) => step.failureKinds), TIMEOUT_KIND])];
+}
+
+export const isTerminal = (phase: string) => phase === CONFIRMED || phase === FAILED;
