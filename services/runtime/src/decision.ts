@@ -35,7 +35,12 @@ export interface HandlerContext {
   readonly traceId?: string;
   /** W3C traceparent of the span handling the message: later work on it continues from there. */
   readonly traceparent?: string;
-  /** True when the lookup tables have read everything committed before this message was handled. */
+  /**
+   * True when the lookup tables have read everything committed before this message was handled,
+   * and then had LOOKUP_SETTLE_MS for the rows committed with it to become readable (a
+   * transaction's commit markers reach its partitions one after the other): what is still
+   * missing then will not come.
+   */
   readonly lookupsCaughtUp?: boolean;
 }
 

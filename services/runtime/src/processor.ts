@@ -19,44 +19,25 @@
  *   each message it sends in a producer span, ended when the transaction commits;
  * - on SIGTERM, finishes the batch in hand, commits and leaves the group.
  *
- * What it does with others: the handler's contract (decision.ts), the transactions
- * (transactions.ts), dead-letter records (dead-letters.ts), outgoing records (outgoing.ts, shared
- * with the Publisher), how far the group has processed (consumer-progress.ts).
+ * What it does with others: the handler's contract (decision.ts), a transaction's content as it
+ * is staged (staged-transaction.ts), the transactions themselves (transactions.ts), dead-letter
+ * records (dead-letters.ts), outgoing records (outgoing.ts, shared with the Publisher), how far
+ * the group has processed (consumer-progress.ts).
  */
-import type { Span } from '@opentelemetry/api';
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { ConsumerProgress } from './consumer-progress.js';
 import { withContext, type Logger } from './context.js';
-import { deadLetterRecord, type Unprocessable } from './dead-letters.js';
 import type { Decision, Handler, Lookup, RowChange, Tick } from './decision.js';
-import { EnvelopeCodec, headersToStrings } from './envelope.js';
+import { EnvelopeCodec, headersToStrings, type AnyEnvelope } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
-import type { AnyEnvelope } from './envelope.js';
-import {
-  consumerLag,
-  deadLetters,
-  initialiseSeries,
-  messagesConsumed,
-  messagesProduced,
-  retries,
-  transactionDuration,
-  type DeadLetterKind,
-} from './metrics.js';
-import { outgoingRecord } from './outgoing.js';
-import { DEFAULT_BACKOFF, retry, type BackoffPolicy } from './retry.js';
-import { StateLog, type StoredRow } from './state-log.js';
+import { consumerLag, initialiseSeries, messagesConsumed, retries, transactionDuration } from './metrics.js';
+import { DEFAULT_BACKOFF, retry, sleep, type BackoffPolicy } from './retry.js';
+import { StagedTransaction, type StagingTarget } from './staged-transaction.js';
+import { StateLog } from './state-log.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic, ServiceContract } from './contract.js';
 import { Transactions, type ConsumedOffset } from './transactions.js';
-import {
-  activeTraceparent,
-  endSpans,
-  envelopeAttributes,
-  inConsumerSpan,
-  inTraceOf,
-  inWorkSpan,
-  traceIdOf,
-} from './tracing.js';
+import { activeTraceparent, envelopeAttributes, inConsumerSpan, inTraceOf, traceIdOf } from './tracing.js';
 
 export interface ProcessorOptions<V> {
   /** The service: its name, the topics it consumes, its state topic, its messages' schemas. */
@@ -75,21 +56,8 @@ export interface ProcessorOptions<V> {
   readonly backoff?: BackoffPolicy;
   /** Consumer session timeout: how fast the group notices a replica that died. */
   readonly sessionTimeoutMs?: number;
-}
-
-/** A batch (or tick) in the making: undone as a whole if its transaction fails. */
-interface Pending<V> {
-  readonly messages: Map<string, Message[]>;
-  readonly undo: Array<() => void>;
-  readonly changes: Array<RowChange<V>>;
-  /** Counted in metrics, and their spans ended, once committed. */
-  readonly produced: Array<{ topic: SagaTopic; span: Span }>;
-  readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }>;
-  /**
-   * The lookups caught up to what was committed once this work was fetched: one catch-up serves
-   * every message of the group that asks for one.
-   */
-  lookupsCaughtUp?: Promise<unknown>;
+  /** How long a handler that awaits its lookups may be asked again before it is told they are complete. */
+  readonly lookupSettleMs?: number;
 }
 
 /** Work for the next transaction: a consumed batch, or a clock tick. */
@@ -98,16 +66,11 @@ type WorkItem<V> =
   | { readonly kind: 'tick'; readonly tick: Tick<V>; readonly owns: (partition: number) => boolean };
 type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (err: unknown) => void } };
 
+/** How long, by default, the rows committed with a message may take to become readable in a lookup. */
+export const DEFAULT_LOOKUP_SETTLE_MS = 2_000;
+
 /** How many partitions' batches may wait for one transaction together. */
 const PARTITIONS_IN_FLIGHT = 16;
-
-const newPending = <V>(): Pending<V> => ({
-  messages: new Map(),
-  undo: [],
-  changes: [],
-  produced: [],
-  deadLettered: [],
-});
 
 export class Processor<V> {
   private readonly consumer: Consumer;
@@ -119,6 +82,8 @@ export class Processor<V> {
   private readonly backoff: BackoffPolicy;
   private readonly log: Logger;
   private readonly codec: EnvelopeCodec;
+  private readonly staging: StagingTarget<V>;
+  private readonly lookupSettleMs: number;
   /** Work waiting for the next transaction, and whether one is being committed. */
   private inbox: Array<Work<V>> = [];
   private draining = false;
@@ -137,6 +102,7 @@ export class Processor<V> {
     const service = contract.name;
     this.log = options.log;
     this.codec = new EnvelopeCodec(contract.payloads);
+    this.lookupSettleMs = options.lookupSettleMs ?? DEFAULT_LOOKUP_SETTLE_MS;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.groupId = namer.id(service);
     this.consumer = kafka.consumer({
@@ -153,6 +119,13 @@ export class Processor<V> {
       ({ topic, table }) => new StateLog(kafka, options.admin, namer, topic, table, `${service}.lookup`, this.log),
     );
     this.progress = new ConsumerProgress(this.consumer, options.admin, this.groupId);
+    this.staging = {
+      table: options.table,
+      namer,
+      stateTopic: contract.stateTopic,
+      groupId: this.groupId,
+      log: this.log,
+    };
     initialiseSeries(contract.consumes);
   }
 
@@ -286,7 +259,7 @@ export class Processor<V> {
     await retry(
       async () => {
         await this.ensureCaughtUp();
-        const pending = newPending<V>();
+        const pending = new StagedTransaction<V>(this.staging);
         handledUpTo = new Map();
         try {
           for (const work of group) {
@@ -311,15 +284,11 @@ export class Processor<V> {
             })),
           );
         } catch (err) {
-          for (const undo of pending.undo.reverse()) undo();
-          endSpans(
-            pending.produced.map((p) => p.span),
-            err,
-          );
+          pending.aborted(err);
           throw err;
         }
         this.options.table.commit();
-        this.committed(pending);
+        pending.committed();
         this.options.onCommitted?.(pending.changes);
       },
       this.backoff,
@@ -339,7 +308,12 @@ export class Processor<V> {
     }
   }
 
-  private async processMessage(topic: SagaTopic, partition: number, message: KafkaMessage, pending: Pending<V>) {
+  private async processMessage(
+    topic: SagaTopic,
+    partition: number,
+    message: KafkaMessage,
+    pending: StagedTransaction<V>,
+  ) {
     const headers = headersToStrings(message.headers);
     const record = {
       topic,
@@ -354,7 +328,7 @@ export class Processor<V> {
       try {
         envelope = this.codec.decode(topic, message.value);
       } catch (err) {
-        this.deadLetter({ topic, partition, message, headers, kind: 'poison', error: err }, pending);
+        pending.deadLetter({ topic, partition, message, headers, kind: 'poison', error: err });
         return;
       }
       span.setAttributes(envelopeAttributes(envelope));
@@ -373,7 +347,7 @@ export class Processor<V> {
             return this.options.handle(envelope, this.options.table, handlerContext);
           } catch (err) {
             // Handlers are pure: what throws once throws every time.
-            this.deadLetter({ topic, partition, message, headers, kind: 'handler-error', error: err }, pending);
+            pending.deadLetter({ topic, partition, message, headers, kind: 'handler-error', error: err });
             return undefined;
           }
         };
@@ -382,7 +356,18 @@ export class Processor<V> {
           // Not caught up in time is transient: the whole group is retried.
           pending.lookupsCaughtUp ??= Promise.all(this.lookupLogs.map((l) => l.catchUp()));
           await pending.lookupsCaughtUp;
-          decision = decide(true);
+          decision = decide(false);
+          // A transaction's markers reach its partitions one after the other: the row committed
+          // with this message may become readable a moment after the message itself. So the
+          // handler is asked again after fresh catch-ups, until LOOKUP_SETTLE_MS has passed;
+          // only then is it told that what is still missing will not come.
+          const settleBy = Date.now() + this.lookupSettleMs;
+          for (let wait = 20; decision?.awaitLookups && Date.now() < settleBy; wait = Math.min(wait * 2, 500)) {
+            await sleep(Math.min(wait, Math.max(0, settleBy - Date.now())));
+            await Promise.all(this.lookupLogs.map((l) => l.catchUp()));
+            decision = decide(false);
+          }
+          if (decision?.awaitLookups) decision = decide(true);
         }
         if (!decision) return;
         for (const effect of decision.effects ?? []) {
@@ -396,13 +381,18 @@ export class Processor<V> {
               },
             );
           } catch (err) {
-            this.deadLetter(
-              { topic, partition, message, headers, kind: 'effect-failed', error: err, what: effect.description },
-              pending,
-            );
+            pending.deadLetter({
+              topic,
+              partition,
+              message,
+              headers,
+              kind: 'effect-failed',
+              error: err,
+              what: effect.description,
+            });
           }
         }
-        this.stage(decision, () => partition, pending, now);
+        pending.stage(decision, () => partition, now);
       });
     });
   }
@@ -411,7 +401,7 @@ export class Processor<V> {
    * Timeouts and other clock work: sees only the rows of partitions this replica owns. Each of
    * its decisions continues the trace of the row it is about.
    */
-  private stageTick(tick: Tick<V>, owns: (partition: number) => boolean, pending: Pending<V>): void {
+  private stageTick(tick: Tick<V>, owns: (partition: number) => boolean, pending: StagedTransaction<V>): void {
     if (!this.running) return;
     const now = new Date();
     const partitionOf = (key: string) => {
@@ -420,57 +410,7 @@ export class Processor<V> {
       return partition;
     };
     for (const decision of tick.run(this.options.table, (p) => this.owned.has(p) && owns(p), now)) {
-      inTraceOf(decision.traceparent, () => this.stage(decision, partitionOf, pending, now));
+      inTraceOf(decision.traceparent, () => pending.stage(decision, partitionOf, now));
     }
-  }
-
-  /**
-   * Applies a decision to the table (undoably) and queues what it sends, each message in a
-   * producer span; in the decision's own span when it has one, started when its work did.
-   */
-  private stage(decision: Decision<V>, partitionOf: (key: string) => number, pending: Pending<V>, startedAt: Date) {
-    if (decision.span) inWorkSpan(decision.span, startedAt, () => this.queueDecision(decision, partitionOf, pending));
-    else this.queueDecision(decision, partitionOf, pending);
-  }
-
-  private queueDecision(decision: Decision<V>, partitionOf: (key: string) => number, pending: Pending<V>): void {
-    const { namer, contract, table } = this.options;
-    for (const [key, value] of decision.put ?? []) {
-      const before = table.get(key);
-      const { row, undo } = table.write(key, value, partitionOf(key));
-      pending.undo.push(undo);
-      pending.changes.push({ key, before, after: value });
-      const stored: StoredRow<V> = { rev: row.rev, value: row.value };
-      this.queueMessage(pending, namer.physical(contract.stateTopic), {
-        key,
-        partition: row.partition,
-        value: JSON.stringify(stored),
-      });
-    }
-    for (const out of decision.send ?? []) {
-      const destination = namer.physical(out.topic);
-      const { message, span } = outgoingRecord(out, destination);
-      this.queueMessage(pending, destination, message);
-      pending.produced.push({ topic: out.topic, span });
-    }
-  }
-
-  /** Counts what a transaction committed, and ends the spans of the messages it sent. */
-  private committed(pending: Pending<V>): void {
-    for (const { topic } of pending.produced) messagesProduced.inc({ topic });
-    for (const { topic, kind } of pending.deadLettered) deadLetters.inc({ topic, kind });
-    endSpans(pending.produced.map((p) => p.span));
-  }
-
-  private deadLetter(unprocessable: Unprocessable, pending: Pending<V>): void {
-    const { topic, message } = deadLetterRecord(unprocessable, this.groupId, this.log);
-    this.queueMessage(pending, this.options.namer.physical(topic), message);
-    pending.deadLettered.push({ topic: unprocessable.topic, kind: unprocessable.kind });
-  }
-
-  private queueMessage(pending: Pending<V>, topic: string, message: Message): void {
-    const list = pending.messages.get(topic);
-    if (list) list.push(message);
-    else pending.messages.set(topic, [message]);
   }
 }

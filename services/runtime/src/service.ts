@@ -5,7 +5,7 @@ import { holdExpiry, type HoldRules } from './holds.js';
 import { createHttpServer, unavailable } from './http.js';
 import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
 import type { Handler, Lookup, Tick } from './decision.js';
-import { Processor, type ProcessorOptions } from './processor.js';
+import { DEFAULT_LOOKUP_SETTLE_MS, Processor, type ProcessorOptions } from './processor.js';
 import { Publisher } from './publisher.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import type { StateTable } from './state-table.js';
@@ -91,6 +91,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
       maxMs: envInt('RETRY_MAX_MS', DEFAULT_BACKOFF.maxMs),
     },
     sessionTimeoutMs: envInt('KAFKA_SESSION_TIMEOUT_MS', 10_000),
+    lookupSettleMs: envInt('LOOKUP_SETTLE_MS', DEFAULT_LOOKUP_SETTLE_MS),
   });
   const publisher = definition.publishes ? new Publisher(kafka, namer) : undefined;
   await publisher?.connect();

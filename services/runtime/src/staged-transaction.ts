@@ -1,0 +1,97 @@
+/**
+ * One transaction in the making: what a group of batches (or a tick) decided, staged until it
+ * commits. Each decision writes its rows to the table (undoably) and queues the state records and
+ * the messages it sends, each message in a producer span; dead letters are queued the same way.
+ * If the transaction aborts, every write is undone and the spans end in error; once it commits,
+ * what it sent is counted and the spans end.
+ */
+import type { Span } from '@opentelemetry/api';
+import type { Message } from 'kafkajs';
+import type { Logger } from './context.js';
+import type { SagaTopic, StateTopic } from './contract.js';
+import { deadLetterRecord, type Unprocessable } from './dead-letters.js';
+import type { Decision, RowChange } from './decision.js';
+import type { TopicNamer } from './kafka.js';
+import { deadLetters, messagesProduced, type DeadLetterKind } from './metrics.js';
+import { outgoingRecord } from './outgoing.js';
+import type { StoredRow } from './state-log.js';
+import type { StateTable } from './state-table.js';
+import { endSpans, inWorkSpan } from './tracing.js';
+
+export interface StagingTarget<V> {
+  readonly table: StateTable<V>;
+  readonly namer: TopicNamer;
+  readonly stateTopic: StateTopic;
+  /** The consumer group, named in dead letters. */
+  readonly groupId: string;
+  readonly log: Logger;
+}
+
+export class StagedTransaction<V> {
+  /** The records to produce, by physical topic. */
+  readonly messages = new Map<string, Message[]>();
+  /** The row changes, for those who watch commits (metrics). */
+  readonly changes: Array<RowChange<V>> = [];
+  /**
+   * The lookups caught up to what was committed once this work was fetched: one catch-up serves
+   * every message of the group that asks for one.
+   */
+  lookupsCaughtUp?: Promise<unknown>;
+  private readonly undo: Array<() => void> = [];
+  private readonly produced: Array<{ topic: SagaTopic; span: Span }> = [];
+  private readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }> = [];
+
+  constructor(private readonly target: StagingTarget<V>) {}
+
+  /** Stages a decision; in the decision's own span when it has one, started when its work did. */
+  stage(decision: Decision<V>, partitionOf: (key: string) => number, startedAt: Date): void {
+    if (decision.span) inWorkSpan(decision.span, startedAt, () => this.queueDecision(decision, partitionOf));
+    else this.queueDecision(decision, partitionOf);
+  }
+
+  deadLetter(unprocessable: Unprocessable): void {
+    const { topic, message } = deadLetterRecord(unprocessable, this.target.groupId, this.target.log);
+    this.queue(this.target.namer.physical(topic), message);
+    this.deadLettered.push({ topic: unprocessable.topic, kind: unprocessable.kind });
+  }
+
+  /** The transaction failed: the table as it was, the spans ended with the error. */
+  aborted(err: unknown): void {
+    for (const undo of this.undo.reverse()) undo();
+    endSpans(
+      this.produced.map((p) => p.span),
+      err,
+    );
+  }
+
+  /** The transaction committed: what it sent and dead-lettered is counted, the spans end. */
+  committed(): void {
+    for (const { topic } of this.produced) messagesProduced.inc({ topic });
+    for (const { topic, kind } of this.deadLettered) deadLetters.inc({ topic, kind });
+    endSpans(this.produced.map((p) => p.span));
+  }
+
+  private queueDecision(decision: Decision<V>, partitionOf: (key: string) => number): void {
+    const { namer, stateTopic, table } = this.target;
+    for (const [key, value] of decision.put ?? []) {
+      const before = table.get(key);
+      const { row, undo } = table.write(key, value, partitionOf(key));
+      this.undo.push(undo);
+      this.changes.push({ key, before, after: value });
+      const stored: StoredRow<V> = { rev: row.rev, value: row.value };
+      this.queue(namer.physical(stateTopic), { key, partition: row.partition, value: JSON.stringify(stored) });
+    }
+    for (const out of decision.send ?? []) {
+      const destination = namer.physical(out.topic);
+      const { message, span } = outgoingRecord(out, destination);
+      this.queue(destination, message);
+      this.produced.push({ topic: out.topic, span });
+    }
+  }
+
+  private queue(topic: string, message: Message): void {
+    const list = this.messages.get(topic);
+    if (list) list.push(message);
+    else this.messages.set(topic, [message]);
+  }
+}
