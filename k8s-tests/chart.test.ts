@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { allTopics, COMPONENT_NAMES, COMPONENTS } from '@ordersaga/contracts';
 import { ROOT, TestCluster } from './support/cluster.js';
 
 const CHART = join(ROOT, 'charts', 'ordersaga');
@@ -44,7 +45,7 @@ test('helm lint is clean', async () => {
 test('renders with default and with other values; both pass server-side validation', async () => {
   const defaults = parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop']));
   const deployments = defaults.filter((o) => o.kind === 'Deployment');
-  expect(deployments).toHaveLength(5);
+  expect(deployments).toHaveLength(COMPONENT_NAMES.length);
   expect(deployments.map((d) => d.spec.template.spec.containers[0].image)).toContain(
     'ghcr.io/ordersaga/ordersaga-order:0.1.0',
   );
@@ -109,11 +110,12 @@ test('renders with default and with other values; both pass server-side validati
     SAGA_COMPENSATION_TIMEOUT_MS: '5000',
     ORDER_START_TIMEOUT_MS: '3000',
   });
+  const readsSettings = (c: (typeof COMPONENT_NAMES)[number]) => 'sagaSettings' in COMPONENTS[c];
   for (const component of ['stock', 'billing']) {
     expect(configOf(custom, component).HOLD_TIME_MS).toBe('86400000');
     expect(configOf(defaults, component).HOLD_TIME_MS).toBe('600000');
   }
-  for (const component of ['notification', 'operator'])
+  for (const component of COMPONENT_NAMES.filter((c) => !readsSettings(c)))
     expect(Object.keys(configOf(custom, component))).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/TIMEOUT_MS|HOLD_TIME_MS/)]),
     );
@@ -140,7 +142,7 @@ test('renders with default and with other values; both pass server-side validati
 test('helm install succeeds, kubectl get kafkatopics lists the topics, helm uninstall removes it all', async () => {
   await cluster.helm(['install', 'saga', CHART, '-n', 'saga', '--create-namespace']);
   const topics = (await cluster.kubectl(['get', 'kafkatopics', '-n', 'saga', '-o', 'name'])).trim().split('\n');
-  expect(topics).toHaveLength(24);
+  expect(topics).toHaveLength(allTopics().length);
   const installed = await releaseObjects();
   expect(installed.length).toBeGreaterThan(60);
 
