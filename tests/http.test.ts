@@ -2,6 +2,7 @@
  * The Order API's contract: validation, idempotency, 404s, OpenAPI; and that refused requests
  * publish nothing.
  */
+import { ORDER_PHASES } from '@ordersaga/contracts';
 import { Stack } from './support/stack.js';
 
 const stack = new Stack({
@@ -91,6 +92,11 @@ test('the OpenAPI document describes the API', async () => {
     'customerId',
     'items',
   ]);
+  // An order's status is one of the saga's phases, as its definition derives them.
+  const order = body.paths['/orders/{id}'].get.responses['200'].content['application/json'].schema;
+  expect(order.properties.status.anyOf.map((p: { const?: string; enum?: string[] }) => p.const ?? p.enum?.[0])).toEqual(
+    [...ORDER_PHASES],
+  );
 });
 
 test('health, readiness and metrics endpoints', async () => {
