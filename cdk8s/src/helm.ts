@@ -150,6 +150,23 @@ function holesOf(m: Manifest): Hole[] {
         },
         // The third rule: the OTLP port of the trace collector.
         { path: ['spec', 'egress', 2, 'ports', 0, 'port'], expression: '$.Values.tracing.port' },
+        ...(m.spec.ingress[0].from
+          ? [
+              {
+                path: [
+                  'spec',
+                  'ingress',
+                  0,
+                  'from',
+                  0,
+                  'namespaceSelector',
+                  'matchLabels',
+                  'kubernetes.io/metadata.name',
+                ],
+                expression: '$.Values.metrics.namespace | quote',
+              },
+            ]
+          : []),
       ];
     default:
       return [];

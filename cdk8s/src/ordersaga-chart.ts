@@ -35,6 +35,8 @@ export interface OrdersagaProps extends ChartProps {
   readonly devKafka: boolean;
   /** ServiceMonitors for the Prometheus Operator. */
   readonly serviceMonitors: boolean;
+  /** The namespace Prometheus scrapes from: the only source allowed to reach a non-public port. */
+  readonly monitoringNamespace: string;
   /** The alerts, as a PrometheusRule for the Prometheus Operator. */
   readonly prometheusRules: boolean;
   /** The Grafana dashboards, as ConfigMaps for kube-prometheus-stack's Grafana sidecar. */
@@ -83,6 +85,7 @@ export const DEFAULTS: OrdersagaProps = {
   topicReplicas: 1,
   devKafka: false,
   serviceMonitors: true,
+  monitoringNamespace: 'monitoring',
   prometheusRules: true,
   grafanaDashboards: true,
   tracing: { endpoint: '', protocol: 'http/protobuf', port: 4318, sampler: 'parentbased_always_on', samplerArg: '' },
@@ -91,6 +94,17 @@ export const DEFAULTS: OrdersagaProps = {
 };
 
 const STRIMZI = 'kafka.strimzi.io/v1';
+
+/** IPv4 ranges that are not the internet: private, loopback, link-local (cloud metadata), CGNAT, "this" network. */
+export const NON_PUBLIC_IPV4 = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+] as const;
 const GRAFANA_FOLDER = 'ordersaga';
 const appName = (c: ComponentName) => `ordersaga-${c}`;
 
@@ -269,42 +283,35 @@ export class OrdersagaChart extends Chart {
     }
   }
 
-  /** Only Kafka, DNS and what the component really calls; in: its port (the API for all, else scrapes). */
+  /**
+   * Only Kafka, DNS and what the component really calls, each rule with its ports; in: its port,
+   * from anywhere for the public API, else from the monitoring namespace (Prometheus) only.
+   * Ports are IntOrString: cdk8s-plus drops a plain number from a typed NetworkPolicyPort.
+   */
   private networkPolicy(
     component: Component,
     metadata: { name: string; labels: Record<string, string> },
     labels: Record<string, string>,
   ) {
+    const tcp = (port: number) => ({ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(port) });
     const egress: object[] = [
       {
         to: [{ podSelector: { matchLabels: { 'strimzi.io/cluster': this.props.kafkaCluster } } }],
-        ports: [{ protocol: 'TCP', port: 9092 }],
+        ports: [tcp(9092)],
       },
       {
         to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
-        ports: [
-          { protocol: 'UDP', port: 53 },
-          { protocol: 'TCP', port: 53 },
-        ],
+        ports: [{ protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
       },
     ];
     // Traces, to the OpenTelemetry Collector wherever it runs.
-    egress.push({ ports: [{ protocol: 'TCP', port: this.props.tracing.port }] });
+    egress.push({ ports: [tcp(this.props.tracing.port)] });
     if (component.egress.includes('kube-apiserver')) {
-      egress.push({
-        ports: [
-          { protocol: 'TCP', port: 443 },
-          { protocol: 'TCP', port: 6443 },
-        ],
-      });
+      egress.push({ ports: [tcp(443), tcp(6443)] });
     }
     if (component.egress.includes('webhooks')) {
-      egress.push({
-        ports: [
-          { protocol: 'TCP', port: 443 },
-          { protocol: 'TCP', port: 80 },
-        ],
-      });
+      // Customers' webhooks are on the internet: https, to public addresses only.
+      egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...NON_PUBLIC_IPV4] } }], ports: [tcp(443)] });
     }
     new kplus.k8s.KubeNetworkPolicy(this, `${metadata.name}-netpol`, {
       metadata,
@@ -313,8 +320,18 @@ export class OrdersagaChart extends Chart {
         policyTypes: ['Ingress', 'Egress'],
         ingress: [
           {
-            ...(component.ingress === 'public' ? {} : { from: [{ namespaceSelector: {} }] }),
-            ports: [{ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(component.port) }],
+            ...(component.ingress === 'public'
+              ? {}
+              : {
+                  from: [
+                    {
+                      namespaceSelector: {
+                        matchLabels: { 'kubernetes.io/metadata.name': this.props.monitoringNamespace },
+                      },
+                    },
+                  ],
+                }),
+            ports: [tcp(component.port)],
           },
         ],
         egress: egress as never,

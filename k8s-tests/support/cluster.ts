@@ -40,7 +40,7 @@ function originDir(): string[] {
 const SCRIPTS = join(HERE, '..', 'scripts');
 
 /** Paths of the tools, as versions.env gives them. */
-async function tool(name: 'KUBECTL_BIN' | 'HELM_BIN'): Promise<string> {
+export async function tool(name: 'KUBECTL_BIN' | 'HELM_BIN'): Promise<string> {
   const { stdout } = await run('bash', ['-c', `source "${SCRIPTS}/versions.env" && printf %s "$${name}"`]);
   return stdout;
 }

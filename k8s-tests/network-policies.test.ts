@@ -1,0 +1,154 @@
+/**
+ * What the chart's NetworkPolicies allow and refuse, asked as "may this pod open a connection to
+ * that address and port", by an evaluator of the Kubernetes NetworkPolicy rules
+ * (support/network-policy.ts), itself checked first against the examples of the Kubernetes docs.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { COMPONENT_NAMES, COMPONENTS, type ComponentName } from '@ordersaga/contracts';
+import { allowed, inCidr, type Endpoint, type NetworkPolicy } from './support/network-policy.js';
+import { ROOT, tool } from './support/cluster.js';
+
+const NS = 'shop';
+
+describe('the evaluator, on the examples of the Kubernetes documentation', () => {
+  // https://kubernetes.io/docs/concepts/services-networking/network-policies/#networkpolicy-resource
+  const example: NetworkPolicy = {
+    metadata: { name: 'test-network-policy', namespace: 'default' },
+    spec: {
+      podSelector: { matchLabels: { role: 'db' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [
+        {
+          from: [
+            { ipBlock: { cidr: '172.17.0.0/16', except: ['172.17.1.0/24'] } },
+            { namespaceSelector: { matchLabels: { project: 'myproject' } } },
+            { podSelector: { matchLabels: { role: 'frontend' } } },
+          ],
+          ports: [{ protocol: 'TCP', port: 6379 }],
+        },
+      ],
+      egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/24' } }], ports: [{ protocol: 'TCP', port: 5978 }] }],
+    },
+  };
+  const db: Endpoint = { pod: { role: 'db' }, namespace: 'default' };
+  const pod = (labels: Record<string, string>, namespace = 'default', namespaceLabels = {}) =>
+    ({ pod: labels, namespace, namespaceLabels }) as Endpoint;
+
+  test('ingress: from the ipBlock but its except, the namespaces, the pods of its namespace; on 6379 only', () => {
+    const to = (from: Endpoint, port = 6379) => allowed([example], { from, to: db, port }, 'default');
+    expect(to({ ip: '172.17.0.5' })).toBe(true);
+    expect(to({ ip: '172.17.1.5' })).toBe(false); // except
+    expect(to({ ip: '172.18.0.5' })).toBe(false);
+    expect(to(pod({ role: 'frontend' }))).toBe(true);
+    expect(to(pod({ role: 'frontend' }, 'other'))).toBe(false); // podSelector alone: own namespace
+    expect(to(pod({ any: 'thing' }, 'other', { project: 'myproject' }))).toBe(true);
+    expect(to(pod({ role: 'frontend' }), 6380)).toBe(false);
+  });
+
+  test('egress: to 10.0.0.0/24 on 5978 only; unselected pods are open; no policy types, no rules: deny', () => {
+    expect(allowed([example], { from: db, to: { ip: '10.0.0.7' }, port: 5978 }, 'default')).toBe(true);
+    expect(allowed([example], { from: db, to: { ip: '10.0.1.7' }, port: 5978 }, 'default')).toBe(false);
+    expect(allowed([example], { from: db, to: { ip: '10.0.0.7' }, port: 5979 }, 'default')).toBe(false);
+    expect(allowed([example], { from: pod({ role: 'web' }), to: { ip: '8.8.8.8' }, port: 53 }, 'default')).toBe(true);
+    // https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-egress-traffic
+    const denyEgress: NetworkPolicy = { metadata: { name: 'd' }, spec: { podSelector: {}, policyTypes: ['Egress'] } };
+    expect(allowed([denyEgress], { from: pod({ role: 'web' }), to: { ip: '8.8.8.8' }, port: 53 }, 'default')).toBe(
+      false,
+    );
+    // A port entry with no port: every port of its protocol (the mistake this test exists for).
+    const anyPort: NetworkPolicy = {
+      metadata: { name: 'a' },
+      spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'TCP' }] }] },
+    };
+    expect(allowed([anyPort], { from: db, to: { ip: '10.9.9.9' }, port: 5432 }, 'default')).toBe(true);
+    expect(inCidr('169.254.169.254', '169.254.0.0/16')).toBe(true);
+  });
+});
+
+describe("the chart's NetworkPolicies (helm template, default values)", () => {
+  let policies: NetworkPolicy[];
+  let podLabels: Record<string, Record<string, string>>;
+
+  beforeAll(async () => {
+    const helm = await tool('HELM_BIN');
+    const { stdout } = await promisify(execFile)(
+      helm,
+      ['template', 'shop', join(ROOT, 'charts', 'ordersaga'), '-n', NS],
+      {
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    const objects = parseAllDocuments(stdout)
+      .map((d) => d.toJS())
+      .filter(Boolean);
+    policies = objects.filter((o: any) => o.kind === 'NetworkPolicy');
+    podLabels = Object.fromEntries(
+      objects
+        .filter((o: any) => o.kind === 'Deployment')
+        .map((d: any) => [d.metadata.labels['app.kubernetes.io/component'], d.spec.template.metadata.labels]),
+    );
+  });
+
+  const podOf = (c: ComponentName): Endpoint => ({ pod: podLabels[c]!, namespace: NS, ip: '10.244.0.10' });
+  const kafka: Endpoint = { pod: { 'strimzi.io/cluster': 'ordersaga', 'strimzi.io/kind': 'Kafka' }, namespace: NS };
+  const dns: Endpoint = {
+    pod: { 'k8s-app': 'kube-dns' },
+    namespace: 'kube-system',
+    namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' },
+  };
+  const prometheus: Endpoint = {
+    pod: { 'app.kubernetes.io/name': 'prometheus' },
+    namespace: 'monitoring',
+    namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
+  };
+  const may = (from: Endpoint, to: Endpoint, port: number, protocol: 'TCP' | 'UDP' = 'TCP') =>
+    allowed(policies, { from, to, port, protocol }, NS);
+
+  test('every rule names its ports, each with a number', () => {
+    expect(policies).toHaveLength(COMPONENT_NAMES.length);
+    for (const policy of policies as any[])
+      for (const rule of [...policy.spec.ingress, ...policy.spec.egress]) {
+        expect(rule.ports?.length).toBeGreaterThan(0);
+        for (const port of rule.ports) expect(typeof port.port).toBe('number');
+      }
+  });
+
+  test.each(COMPONENT_NAMES)(
+    '%s may reach Kafka on 9092, DNS on 53, the collector; nothing else it does not need',
+    (c) => {
+      const self = podOf(c);
+      expect(may(self, kafka, 9092)).toBe(true);
+      expect(may(self, dns, 53, 'UDP')).toBe(true);
+      expect(may(self, dns, 53, 'TCP')).toBe(true);
+      expect(may(self, { ip: '10.0.0.20' }, 4318)).toBe(true); // the OTLP collector's port
+      expect(may(self, kafka, 9093)).toBe(false); // the controller listener
+      expect(may(self, { ip: '10.0.0.1' }, 5432)).toBe(false);
+      expect(may(self, { ip: '169.254.169.254' }, 80)).toBe(false); // cloud metadata
+      expect(may(self, { ip: '169.254.169.254' }, 443)).toBe(COMPONENTS[c].egress.includes('kube-apiserver' as never));
+      // No component calls another over HTTP: they talk through Kafka only.
+      for (const other of COMPONENT_NAMES.filter((o) => o !== c))
+        expect({ other, allowed: may(self, podOf(other), COMPONENTS[other].port) }).toEqual({ other, allowed: false });
+    },
+  );
+
+  test("notification's webhooks: https to public addresses only", () => {
+    const notification = podOf('notification');
+    expect(may(notification, { ip: '93.184.215.14' }, 443)).toBe(true);
+    expect(may(notification, { ip: '93.184.215.14' }, 80)).toBe(false);
+    for (const ip of ['10.1.2.3', '172.20.0.1', '192.168.1.1', '127.0.0.1', '169.254.169.254', '100.64.0.1'])
+      expect({ ip, allowed: may(notification, { ip }, 443) }).toEqual({ ip, allowed: false });
+  });
+
+  test('a component without a public API is reached only from the monitoring namespace', () => {
+    for (const c of COMPONENT_NAMES) {
+      const { port, ingress } = COMPONENTS[c];
+      expect({ c, prometheus: may(prometheus, podOf(c), port) }).toEqual({ c, prometheus: true });
+      const stranger: Endpoint = { pod: { app: 'x' }, namespace: 'other', namespaceLabels: { team: 'x' } };
+      expect({ c, stranger: may(stranger, podOf(c), port) }).toEqual({ c, stranger: ingress === 'public' });
+      expect({ c, otherPort: may(prometheus, podOf(c), port + 1) }).toEqual({ c, otherPort: false });
+    }
+  });
+});
