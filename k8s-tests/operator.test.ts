@@ -210,6 +210,10 @@ test('the controller runs with its own RBAC, which cannot read Secrets', async (
   expect(await canI('list', 'secrets')).toBe('no');
   expect(await canI('patch', 'sagaorders.ordersaga.dev --subresource=status')).toBe('yes');
   expect(await canI('create', 'pods')).toBe('no');
+  // Its Lease, and no other: it cannot take over another controller's leader election.
+  expect(await canI('update', 'leases.coordination.k8s.io/ordersaga-operator')).toBe('yes');
+  expect(await canI('update', 'leases.coordination.k8s.io/kube-scheduler')).toBe('no');
+  expect(await canI('get', 'leases.coordination.k8s.io/kube-scheduler')).toBe('no');
   await expect(
     cluster.kubectl(['get', 'secrets', '-n', NAMESPACE], { kubeconfig: operatorKubeconfig }),
   ).rejects.toThrow(/forbidden/);
