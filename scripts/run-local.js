@@ -21,7 +21,6 @@ const SERVICES = SERVICE_NAMES.map((name) => ({ name, ...COMPONENTS[name] }));
 const HOST = process.env.HOST || '127.0.0.1';
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
-const SERVICE_PROCESSES = new Set(SERVICES.map((s) => s.name));
 const PREFIX_WIDTH = Math.max(...SERVICES.map((s) => s.name.length));
 
 const USAGE = `Usage: node scripts/run-local.js [--json]      (npm start: build, then this)
@@ -245,7 +244,7 @@ async function stopChildren() {
   const endings = await Promise.all(running.map(([, { ended }]) => ended));
   clearTimeout(timer);
   running.forEach(([name], i) => {
-    if (SERVICE_PROCESSES.has(name) && endings[i].code !== 0 && !forced) {
+    if (SERVICE_NAMES.includes(name) && endings[i].code !== 0 && !forced) {
       note(`${name} did not stop cleanly (${describeExit(endings[i])})`);
     }
   });

@@ -105,22 +105,12 @@ function skaffoldYaml(text: string): string {
     `          images.${c}.tag: "{{.IMAGE_TAG_${skaffoldVar(c)}}}@{{.IMAGE_DIGEST_${skaffoldVar(c)}}}"`,
   ]);
   const publicComponent = COMPONENT_NAMES.find((c) => COMPONENTS[c].ingress === 'public')!;
-  return [
-    ['artifacts', `  artifacts:\n${artifacts.join('\n')}\n`],
-    ['image-values', `${values.join('\n')}\n`],
-    [
-      'port-forward',
-      [
-        'portForward:',
-        '  - resourceType: service',
-        `    resourceName: ${imageOf(publicComponent)}`,
-        '    namespace: ordersaga',
-        `    port: ${COMPONENTS[publicComponent].port}`,
-        `    localPort: ${COMPONENTS[publicComponent].port}`,
-        '',
-      ].join('\n'),
-    ],
-  ].reduce((out, [marker, body]) => between(out, 'skaffold.yaml', marker!, body!), text);
+  const { port } = COMPONENTS[publicComponent];
+  const portForward = ['portForward:', '  - resourceType: service', `    resourceName: ${imageOf(publicComponent)}`];
+  portForward.push('    namespace: ordersaga', `    port: ${port}`, `    localPort: ${port}`, '');
+  let out = between(text, 'skaffold.yaml', 'artifacts', `  artifacts:\n${artifacts.join('\n')}\n`);
+  out = between(out, 'skaffold.yaml', 'image-values', `${values.join('\n')}\n`);
+  return between(out, 'skaffold.yaml', 'port-forward', portForward.join('\n'));
 }
 
 function dockerfile(text: string): string {

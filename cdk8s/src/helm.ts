@@ -9,7 +9,8 @@
  */
 import { App } from 'cdk8s';
 import { stringify } from 'yaml';
-import { COMPONENTS, type ComponentName } from './model.js';
+import { COMPONENTS as REGISTRY } from '@ordersaga/contracts';
+import type { ComponentName } from './model.js';
 import { SIDECAR_LABEL } from './dashboards.js';
 import { sagaOrderCrd, SAGAORDER_CRD_FILE } from './crd.js';
 import { DEFAULTS, OrdersagaChart, sagaSettingsOf } from './ordersaga-chart.js';
@@ -116,7 +117,7 @@ function holesOf(m: Manifest): Hole[] {
           path: ['data', s.env],
           expression: `$.Values.saga.${s.value} | int64 | quote`,
         })),
-        ...(c && COMPONENTS.find((component) => component.name === c)?.kind === 'controller'
+        ...(c && REGISTRY[c].kind === 'controller'
           ? [
               { path: ['data', 'MIRROR_MODE'], expression: '$.Values.operator.mirrorMode | quote' },
               { path: ['data', 'SAGAORDER_TTL_SECONDS'], expression: '$.Values.operator.ttlSeconds | quote' },
@@ -226,6 +227,3 @@ export function chartFiles(): Map<string, string> {
   out.set(`crds/${SAGAORDER_CRD_FILE}`, HEADER + stringify(sagaOrderCrd(), { lineWidth: 0 }));
   return out;
 }
-
-/** Components the chart must have values for: the same list, for the schema test. */
-export const CHART_COMPONENTS = COMPONENTS.map((c) => c.name);

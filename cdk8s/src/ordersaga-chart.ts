@@ -15,7 +15,7 @@ import { parseAllDocuments } from 'yaml';
 import { ALERT_RULE_GROUPS } from './alerts.js';
 import { sagaOrderCrd } from './crd.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
-import type { ComponentSpec } from '@ordersaga/contracts';
+import { COMPONENTS as REGISTRY, type ComponentSpec } from '@ordersaga/contracts';
 import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -73,7 +73,7 @@ export const SAGA_SETTINGS = [
 
 /** The saga settings a component reads. */
 export const sagaSettingsOf = (component: ComponentName) => {
-  const reads: readonly string[] = COMPONENTS.find((c) => c.name === component)?.sagaSettings ?? [];
+  const reads: readonly string[] = (REGISTRY[component] as ComponentSpec).sagaSettings ?? [];
   return SAGA_SETTINGS.filter((s) => reads.includes(s.value));
 };
 

@@ -96,7 +96,3 @@ export const COMPONENT_NAMES = Object.keys(COMPONENTS) as ComponentName[];
 
 /** The services, in start order. */
 export const SERVICE_NAMES = COMPONENT_NAMES.filter((c): c is ServiceName => COMPONENTS[c].kind === 'service');
-
-export function component(name: ComponentName): ComponentSpec & { readonly name: ComponentName } {
-  return { name, ...COMPONENTS[name] };
-}

@@ -5,23 +5,7 @@
 import type { ServiceContract } from '@ordersaga/runtime';
 import { COMPONENTS, type ServiceName } from './components.js';
 import { PAYLOADS } from './messages.js';
-import { allTopics, STATE_TOPICS, topicsConsumedBy, type StateTopic, type TopicSpec } from './topics.js';
-
-const stateTopics = Object.entries(STATE_TOPICS) as Array<[StateTopic, TopicSpec]>;
-
-/** The state topic a service writes: the compacted topic it produces. */
-export function stateTopicOf(service: ServiceName): StateTopic {
-  const found = stateTopics.find(([, spec]) => spec.producer === service);
-  if (!found) throw new Error(`topics.ts has no state topic produced by ${service}`);
-  return found[0];
-}
-
-/** The state topics a service may read as lookups: those that list it among their readers. */
-export function lookupsOf(service: ServiceName): StateTopic[] {
-  return stateTopics
-    .filter(([, spec]) => (spec.readers as readonly string[] | undefined)?.includes(service))
-    .map(([name]) => name);
-}
+import { allTopics, lookupsOf, stateTopicOf, topicsConsumedBy } from './topics.js';
 
 export function serviceContract(service: ServiceName): ServiceContract {
   return {

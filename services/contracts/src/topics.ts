@@ -138,3 +138,19 @@ export function topicsConsumedBy(service: ServiceName): SagaTopic[] {
     .filter(([, spec]) => spec.consumers.includes(service))
     .map(([name]) => name);
 }
+
+const stateTopics = Object.entries(STATE_TOPICS) as Array<[StateTopic, TopicSpec]>;
+
+/** The state topic a service writes: the compacted topic it produces. */
+export function stateTopicOf(service: ServiceName): StateTopic {
+  const found = stateTopics.find(([, spec]) => spec.producer === service);
+  if (!found) throw new Error(`topics.ts has no state topic produced by ${service}`);
+  return found[0];
+}
+
+/** The state topics a service may read as lookups: those that list it among their readers. */
+export function lookupsOf(service: ServiceName): StateTopic[] {
+  return stateTopics
+    .filter(([, spec]) => (spec.readers as readonly string[] | undefined)?.includes(service))
+    .map(([name]) => name);
+}

@@ -360,8 +360,9 @@ export class Processor<V> {
           // A transaction's markers reach its partitions one after the other: the row committed
           // with this message may become readable a moment after the message itself. So the
           // handler is asked again after fresh catch-ups, until LOOKUP_SETTLE_MS has passed;
-          // only then is it told that what is still missing will not come.
-          const settleBy = Date.now() + this.lookupSettleMs;
+          // only then is it told that what is still missing will not come. The time is the
+          // group's, not each message's: a group of unknown orders waits it once.
+          const settleBy = (pending.lookupsSettleBy ??= Date.now() + this.lookupSettleMs);
           for (let wait = 20; decision?.awaitLookups && Date.now() < settleBy; wait = Math.min(wait * 2, 500)) {
             await sleep(Math.min(wait, Math.max(0, settleBy - Date.now())));
             await Promise.all(this.lookupLogs.map((l) => l.catchUp()));

@@ -37,6 +37,8 @@ export class StagedTransaction<V> {
    * every message of the group that asks for one.
    */
   lookupsCaughtUp?: Promise<unknown>;
+  /** Until when (epoch ms) a handler awaiting its lookups is asked again, for the whole group. */
+  lookupsSettleBy?: number;
   private readonly undo: Array<() => void> = [];
   private readonly produced: Array<{ topic: SagaTopic; span: Span }> = [];
   private readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }> = [];
