@@ -15,7 +15,7 @@ import { parseAllDocuments } from 'yaml';
 import { ALERT_RULE_GROUPS } from './alerts.js';
 import { sagaOrderCrd } from './crd.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
-import { COMPONENTS as REGISTRY, type ComponentSpec } from '@ordersaga/contracts';
+import { COMPONENTS as REGISTRY, NON_PUBLIC_IPV4, type ComponentSpec } from '@ordersaga/contracts';
 import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -95,16 +95,6 @@ export const DEFAULTS: OrdersagaProps = {
 
 const STRIMZI = 'kafka.strimzi.io/v1';
 
-/** IPv4 ranges that are not the internet: private, loopback, link-local (cloud metadata), CGNAT, "this" network. */
-export const NON_PUBLIC_IPV4 = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.168.0.0/16',
-] as const;
 const GRAFANA_FOLDER = 'ordersaga';
 const appName = (c: ComponentName) => `ordersaga-${c}`;
 

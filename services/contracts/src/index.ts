@@ -1,5 +1,6 @@
 export * from './components.js';
 export * from './messages.js';
+export * from './network.js';
 export * from './order-saga.js';
 export * from './order-state.js';
 export * from './place-order.js';

@@ -1,21 +1,28 @@
 import { Type } from '@sinclair/typebox';
 import { CustomerId, serviceContract, type SagaState } from '@ordersaga/contracts';
-import { createLogger, envJson, main, notFound, runService, StateTable } from '@ordersaga/runtime';
+import { createLogger, envInt, envJson, envString, main, notFound, runService, StateTable } from '@ordersaga/runtime';
 import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
+import { WebhookClient } from './webhook.js';
 
 main(async () => {
-  const webhooks: Webhooks = envJson(
-    'NOTIFICATION_WEBHOOKS',
-    Type.Record(CustomerId, Type.String({ pattern: '^https?://' })),
-    {},
-  );
+  const client = new WebhookClient({
+    allowHttp: envString('NOTIFICATION_WEBHOOK_ALLOW_HTTP', 'false') === 'true',
+    allowedCidrs: envString('NOTIFICATION_WEBHOOK_ALLOWED_CIDRS', '')
+      .split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
+    timeoutMs: envInt('NOTIFICATION_WEBHOOK_TIMEOUT_MS', 5_000),
+    maxResponseBytes: envInt('NOTIFICATION_WEBHOOK_MAX_RESPONSE_BYTES', 65_536),
+  });
+  const webhooks: Webhooks = envJson('NOTIFICATION_WEBHOOKS', Type.Record(CustomerId, Type.String()), {});
+  for (const [customerId, url] of Object.entries(webhooks)) client.checkUrl(url, `NOTIFICATION_WEBHOOKS.${customerId}`);
   const table = new StateTable<Notification>();
   const sagas = new StateTable<SagaState>();
   await runService({
     contract: serviceContract('notification'),
     table,
     lookups: [{ topic: 'order.state', table: sagas }],
-    handle: createNotificationHandler(webhooks, sagas, createLogger('notification')),
+    handle: createNotificationHandler(webhooks, client, sagas, createLogger('notification')),
     routes: (app) => {
       app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request) => {
         const { customerId } = request.query;

@@ -6,7 +6,7 @@ import { createNotificationHandler, type Notification } from './notifier.js';
 function setup() {
   const sagas = new StateTable<SagaState>();
   const table = new StateTable<Notification>();
-  const handle = createNotificationHandler({}, sagas, createLogger('test'));
+  const handle = createNotificationHandler({}, { post: async () => undefined }, sagas, createLogger('test'));
   const saga = (orderId: string, phase: SagaState['phase'], customerId = 'alice') =>
     sagas.write(
       orderId,

@@ -2,7 +2,8 @@
  * Notification: tells the customer, once, how each order ended. The record of what was said is
  * a row of `notification.state` (keyed by orderId): a redelivered or replayed order event finds
  * it and says nothing again. A customer with a webhook also gets an HTTP POST, retried by the
- * runtime with backoff and dead-lettered with the reason when it keeps failing.
+ * runtime with backoff and dead-lettered with the reason when it keeps failing or is refused
+ * (webhook.ts: an address that is not public, a redirect).
  *
  * An order event is only believed when the saga itself ended so: its row in `order.state` (a
  * lookup table, committed in the same transaction as the event) has the same terminal phase.
@@ -18,6 +19,7 @@ import {
   type Logger,
   type StateView,
 } from '@ordersaga/runtime';
+import type { WebhookClient } from './webhook.js';
 
 /** Webhook URL per customer. */
 export type Webhooks = Readonly<Record<string, string>>;
@@ -36,22 +38,26 @@ export interface Notification {
 
 const euros = (cents: number) => `${(cents / 100).toFixed(2)} EUR`;
 
-function webhookCall(url: string, notification: Notification): Effect {
+/** Makes a webhook call (WebhookClient: refuses what is not safe to call). */
+export type WebhookPoster = Pick<WebhookClient, 'post'>;
+
+function webhookCall(poster: WebhookPoster, url: string, notification: Notification): Effect {
   return {
     description: `webhook ${url}`,
-    run: async () => {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': `notification-${notification.orderId}` },
-        body: JSON.stringify(notification),
-        signal: AbortSignal.timeout(5_000),
-      });
-      if (!response.ok) throw new Error(`webhook answered HTTP ${response.status}`);
-    },
+    run: () =>
+      poster.post(new URL(url), JSON.stringify(notification), {
+        'content-type': 'application/json',
+        'idempotency-key': `notification-${notification.orderId}`,
+      }),
   };
 }
 
-export function createNotificationHandler(webhooks: Webhooks, sagas: StateView<SagaState>, log: Logger) {
+export function createNotificationHandler(
+  webhooks: Webhooks,
+  poster: WebhookPoster,
+  sagas: StateView<SagaState>,
+  log: Logger,
+) {
   return (
     message: AnyEnvelope,
     state: StateView<Notification>,
@@ -95,7 +101,7 @@ export function createNotificationHandler(webhooks: Webhooks, sagas: StateView<S
           description: 'log',
           run: async () => log.info({ customerId, outcome: notification.outcome }, `notify ${customerId}: ${text}`),
         },
-        ...(webhook ? [webhookCall(webhook, notification)] : []),
+        ...(webhook ? [webhookCall(poster, webhook, notification)] : []),
       ],
     };
   };

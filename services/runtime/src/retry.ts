@@ -12,11 +12,16 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy): number {
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
+/** A failure that trying again cannot mend (an address refused, a redirect): thrown on at once. */
+export class NotRetryable extends Error {
+  override name = 'NotRetryable';
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Runs `fn` until it succeeds or the policy is spent; `onRetry` sees each failure.
- * The last error is rethrown.
+ * Runs `fn` until it succeeds, the policy is spent or it throws NotRetryable; `onRetry` sees
+ * each failure. The last error is rethrown.
  */
 export async function retry<T>(
   fn: (attempt: number) => Promise<T>,
@@ -27,7 +32,7 @@ export async function retry<T>(
     try {
       return await fn(attempt);
     } catch (error) {
-      if (attempt >= policy.retries) throw error;
+      if (attempt >= policy.retries || error instanceof NotRetryable) throw error;
       const delay = backoffDelay(attempt, policy);
       onRetry?.(error, attempt + 1, delay);
       await sleep(delay);
