@@ -1,6 +1,18 @@
 import { Type } from '@sinclair/typebox';
 import { CustomerId, serviceContract, type SagaState } from '@ordersaga/contracts';
-import { createLogger, envInt, envJson, envString, main, notFound, runService, StateTable } from '@ordersaga/runtime';
+import {
+  createLogger,
+  envInt,
+  envJson,
+  envString,
+  forbidden,
+  isOperator,
+  main,
+  mayActFor,
+  notFound,
+  runService,
+  StateTable,
+} from '@ordersaga/runtime';
 import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
 import { WebhookClient } from './webhook.js';
 
@@ -24,8 +36,15 @@ main(async () => {
     lookups: [{ topic: 'order.state', table: sagas }],
     handle: createNotificationHandler(webhooks, client, sagas, createLogger('notification')),
     routes: (app) => {
-      app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request) => {
+      app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request, reply) => {
         const { customerId } = request.query;
+        // Everyone's notifications (webhook URLs included) are the operator's; a customer's own are its.
+        if (customerId === undefined ? !isOperator(request) : !mayActFor(request, customerId)) {
+          return forbidden(
+            reply,
+            `${customerId === undefined ? "every customer's" : `customer ${customerId}'s`} notifications are not this token's to list`,
+          );
+        }
         return [...table.rows()]
           .map(([orderId]) => table.getCommitted(orderId))
           .filter(
@@ -36,6 +55,9 @@ main(async () => {
         const notification = table.getCommitted(request.params.orderId);
         if (!notification) {
           return notFound(reply, `no notification for order ${request.params.orderId}`);
+        }
+        if (!mayActFor(request, notification.customerId)) {
+          return forbidden(reply, `order ${request.params.orderId} is not this token's customer's`);
         }
         return notification;
       });

@@ -14,7 +14,7 @@ import {
   type OrderItem,
   type SagaState,
 } from '@ordersaga/contracts';
-import { notFound, unavailable, type Publisher, type StateTable } from '@ordersaga/runtime';
+import { forbidden, mayActFor, notFound, unavailable, type Publisher, type StateTable } from '@ordersaga/runtime';
 import type { FastifyInstance } from 'fastify';
 
 const PlaceOrderBody = Type.Object({ customerId: CustomerId, items: OrderItems }, { additionalProperties: false });
@@ -114,11 +114,23 @@ export async function orderApi(
         summary: 'Place an order; its saga runs asynchronously',
         body: PlaceOrderBody,
         headers: PlaceOrderHeaders,
-        response: { 200: OrderView, 202: OrderView, 400: ErrorBody, 422: ErrorBody, 503: ErrorBody },
+        response: {
+          200: OrderView,
+          202: OrderView,
+          400: ErrorBody,
+          401: ErrorBody,
+          403: ErrorBody,
+          422: ErrorBody,
+          429: ErrorBody,
+          503: ErrorBody,
+        },
       },
     },
     async (request, reply) => {
       const { customerId, items } = request.body;
+      if (!mayActFor(request, customerId)) {
+        return forbidden(reply, `this token orders for ${request.caller!.subject}, not for ${customerId}`);
+      }
       const idempotencyKey = request.headers['idempotency-key'];
       const orderId = orderIdFor(customerId, idempotencyKey);
       const reused = () =>
@@ -179,13 +191,16 @@ export async function orderApi(
         tags: ['orders'],
         summary: 'An order: its state, step history and failure reason',
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
-        response: { 200: OrderView, 404: ErrorBody, 503: ErrorBody },
+        response: { 200: OrderView, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {
       const order = find(request.params.id);
       if (!order) {
         return notFound(reply, `order ${request.params.id} not found`);
+      }
+      if (!mayActFor(request, order.customerId)) {
+        return forbidden(reply, `order ${request.params.id} is not ${request.caller!.subject}'s`);
       }
       return order;
     },

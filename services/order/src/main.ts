@@ -23,6 +23,9 @@ main(async () => {
       await app.register(swagger, {
         openapi: {
           info: { title: 'ordersaga Order API', version: '0.1.0', description: 'Place orders and follow their saga' },
+          // Required when the service is given keys (AUTH_JWKS, AUTH_JWKS_URL): README, Security.
+          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+          security: [{ bearer: [] }],
         },
         hideUntagged: true,
       });
@@ -31,7 +34,7 @@ main(async () => {
         publisher: publisher!,
         startTimeoutMs: envInt('ORDER_START_TIMEOUT_MS', 10_000),
       });
-      app.get('/openapi.json', async () => app.swagger());
+      app.get('/openapi.json', { config: { public: true } }, async () => app.swagger());
     },
   });
 });

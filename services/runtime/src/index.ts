@@ -1,3 +1,4 @@
+export * from './api-access.js';
 export * from './config.js';
 export * from './contract.js';
 export * from './context.js';

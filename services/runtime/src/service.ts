@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { envInt, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
 import { holdExpiry, type HoldRules } from './holds.js';
+import { accessConfig, apiAccess } from './api-access.js';
 import { createHttpServer, unavailable } from './http.js';
 import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
 import type { Handler, Lookup, Tick } from './decision.js';
@@ -58,6 +59,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     throw new Error(`${name}: a service has one tick; give it the holds' or its own`);
   }
   const config = runtimeConfig(name, contract.port);
+  const access = accessConfig();
   const log = createLogger(name);
   // Before the state loads: expiry follows every row change from the first.
   const expiry = definition.holds && holdExpiry(definition.table, definition.holds, log);
@@ -98,6 +100,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
 
   const app = createHttpServer(log, () => processor.ready);
   await app.register(async (scope) => {
+    await apiAccess(scope, access, log);
     // Until the state is restored, a read would see part of it (an existing order missing, a
     // level or a balance wrong): the service's own routes say so instead of answering.
     scope.addHook('onRequest', async (_request, reply) => {
