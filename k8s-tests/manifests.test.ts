@@ -88,7 +88,7 @@ test('policy: probes, requests and limits, the restricted securityContext, no la
   }
 });
 
-test("each component's KafkaUser can touch only its own topics", () => {
+test("each component's KafkaUser can touch only its own topics and consumer groups", () => {
   // Computed here from the topic list, independently of the model.
   const saga = Object.entries(SAGA_TOPICS) as Array<[string, TopicSpec]>;
   const state = Object.entries(STATE_TOPICS) as Array<[string, TopicSpec]>;
@@ -118,9 +118,23 @@ test("each component's KafkaUser can touch only its own topics", () => {
     // A controller's topics are declared in the registry; a service's follow from the topic list.
     const want = 'kafka' in spec ? new Set([...spec.kafka.reads, ...spec.kafka.writes]) : expected(component);
     expect({ component, topics: [...topics].sort() }).toEqual({ component, topics: [...want].sort() });
-    const groups = acls.filter((a) => a.resource.type === 'group');
-    expect(groups).toEqual([
-      { resource: { type: 'group', name: component, patternType: 'prefix' }, operations: ['Describe', 'Read'] },
-    ]);
+    // Which consumer groups the user may use, asked of its ACLs as Kafka's authorizer would: the
+    // groups the runtime names for this component, and none of another's.
+    const mayUseGroup = (group: string) =>
+      acls.some(
+        (a) =>
+          a.resource.type === 'group' &&
+          a.operations.includes('Read') &&
+          (a.resource.patternType === 'literal' ? group === a.resource.name : group.startsWith(a.resource.name)),
+      );
+    const groupsOf = (c: string) =>
+      COMPONENTS[c as (typeof COMPONENT_NAMES)[number]].kind === 'service'
+        ? [c, `${c}.state-reader.${crypto.randomUUID()}`, `${c}.lookup.state-reader.${crypto.randomUUID()}`]
+        : [`${c}.state-reader.${crypto.randomUUID()}`, `${c}.placed-reader.${crypto.randomUUID()}`];
+    for (const group of groupsOf(component))
+      expect({ component, group, may: mayUseGroup(group) }).toEqual({ component, group, may: true });
+    for (const other of COMPONENT_NAMES.filter((c) => c !== component))
+      for (const group of [...groupsOf(other), `${component}${other}`, `${component}-x`])
+        expect({ component, group, may: mayUseGroup(group) }).toEqual({ component, group, may: false });
   }
 });

@@ -117,14 +117,15 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
   });
 
   test.each(COMPONENT_NAMES)(
-    '%s may reach Kafka on 9092, DNS on 53, the collector; nothing else it does not need',
+    "%s may reach Kafka's TLS listener (9093), DNS on 53, the collector; nothing else it does not need",
     (c) => {
       const self = podOf(c);
-      expect(may(self, kafka, 9092)).toBe(true);
+      expect(may(self, kafka, 9093)).toBe(true);
       expect(may(self, dns, 53, 'UDP')).toBe(true);
       expect(may(self, dns, 53, 'TCP')).toBe(true);
       expect(may(self, { ip: '10.0.0.20' }, 4318)).toBe(true); // the OTLP collector's port
-      expect(may(self, kafka, 9093)).toBe(false); // the controller listener
+      expect(may(self, kafka, 9092)).toBe(false); // the plaintext listener
+      expect(may(self, kafka, 9090)).toBe(false); // the controllers'
       expect(may(self, { ip: '10.0.0.1' }, 5432)).toBe(false);
       expect(may(self, { ip: '169.254.169.254' }, 80)).toBe(false); // cloud metadata
       expect(may(self, { ip: '169.254.169.254' }, 443)).toBe(COMPONENTS[c].egress.includes('kube-apiserver' as never));

@@ -12,7 +12,8 @@ usage() {
 Usage: scripts/kafka.sh COMMAND [--all]
 
 Runs a throwaway single-node Apache Kafka 4.x broker (KRaft combined mode) on
-127.0.0.1. Only the KAFKA_BROKERS=... line goes to stdout, so you can write:
+127.0.0.1. Only the KAFKA_BROKERS=... line (and with KAFKA_TLS=1 the TLS
+listener's two) goes to stdout, so you can write:
 
     eval "$(scripts/kafka.sh start)"     # sets KAFKA_BROKERS=127.0.0.1:<port>
     # eval of an empty string succeeds: to stop on a failed start, use
@@ -44,6 +45,14 @@ Environment:
   KAFKA_START_TIMEOUT  seconds to wait for the broker to come up (default 60)
   KAFKA_STOP_TIMEOUT   seconds between SIGTERM and SIGKILL (default 20)
   KAFKA_HEAP_OPTS      JVM heap flags (default "-Xms256m -Xmx768m")
+  KAFKA_TLS=1          also open a SASL_SSL listener (TLS, SCRAM-SHA-512), as a
+                       Strimzi cluster's TLS listener with SCRAM users is: its
+                       certificate from a throwaway CA (scripts/tls.sh) in
+                       <data dir>/tls. Prints two more lines: KAFKA_TLS_BROKERS=
+                       127.0.0.1:<port> and KAFKA_TLS_CA_FILE=<the CA to trust>.
+  KAFKA_SCRAM_USERS    with KAFKA_TLS=1: the SCRAM-SHA-512 users, "name:password,..."
+                       (default ordersaga:ordersaga-dev); set when the storage
+                       is formatted, so on a fresh data dir
 EOF
 }
 
@@ -184,14 +193,19 @@ lock_run_root() {
 
 # ---------------------------------------------------------------- start
 
-write_server_properties() { # port controller_port
+write_server_properties() { # port controller_port [tls_port]
+  local listeners="PLAINTEXT://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2" advertised="PLAINTEXT://127.0.0.1:$1"
+  if [[ -n ${3:-} ]]; then
+    listeners+=",SASL_SSL://127.0.0.1:$3"
+    advertised+=",SASL_SSL://127.0.0.1:$3"
+  fi
   cat >"$DATA_DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh on each start; edits are overwritten.
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$1,CONTROLLER://127.0.0.1:$2
-advertised.listeners=PLAINTEXT://127.0.0.1:$1
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners
+advertised.listeners=$advertised
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 controller.quorum.bootstrap.servers=127.0.0.1:$2
@@ -226,6 +240,34 @@ log.cleaner.backoff.ms=5000
 num.network.threads=2
 num.io.threads=4
 EOF
+  if [[ -n ${3:-} ]]; then
+    cat >>"$DATA_DIR/server.properties" <<EOF
+
+# The TLS listener: SCRAM-SHA-512 over TLS, the broker's key and certificate in one PEM file.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$DATA_DIR/tls/broker.pem
+EOF
+  fi
+}
+
+# The broker's TLS material, from the project's throwaway CA.
+make_tls() {
+  local dir=$DATA_DIR/tls
+  need openssl "install openssl"
+  bash "$(dirname "${BASH_SOURCE[0]}")/tls.sh" "$dir" broker IP:127.0.0.1 DNS:localhost
+  cat "$dir/broker.key" "$dir/broker.crt" >"$dir/broker.pem"
+}
+
+# --add-scram arguments of the storage format, one per line, from KAFKA_SCRAM_USERS.
+scram_args() {
+  local users user
+  IFS=, read -ra users <<<"${KAFKA_SCRAM_USERS:-ordersaga:ordersaga-dev}"
+  for user in "${users[@]}"; do
+    [[ $user == ?*:?* ]] || die "KAFKA_SCRAM_USERS: '$user' is not name:password"
+    printf '%s\n' --add-scram "SCRAM-SHA-512=[name=${user%%:*},password=${user#*:}]"
+  done
 }
 
 # Waits until the broker says it started and accepts connections. Returns 1 if
@@ -287,13 +329,20 @@ cmd_start() {
     log "port $WANTED_PORT is busy, using $port"
   fi
   controller_port=$(free_port_after "$port")
-  write_server_properties "$port" "$controller_port"
+  local tls_port=""
+  if [[ ${KAFKA_TLS:-0} == 1 ]]; then
+    tls_port=$(free_port_after "$controller_port")
+    make_tls
+  fi
+  write_server_properties "$port" "$controller_port" "$tls_port"
 
   if [[ ! -f $DATA_DIR/data/meta.properties ]]; then
     local cluster_id
     cluster_id=$("$JAVA" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null)
+    local scram=()
+    if [[ -n $tls_port ]]; then mapfile -t scram < <(scram_args); fi
     "$JAVA" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-      -c "$DATA_DIR/server.properties" >"$DATA_DIR/format.log" 2>&1 || {
+      -c "$DATA_DIR/server.properties" "${scram[@]}" >"$DATA_DIR/format.log" 2>&1 || {
       cat "$DATA_DIR/format.log" >&2
       die "formatting the storage in $DATA_DIR/data failed"
     }
@@ -335,9 +384,14 @@ cmd_start() {
   fi
   STARTING_PID=""
 
-  printf 'KAFKA_BROKERS=127.0.0.1:%s\n' "$port" >"$DATA_DIR/brokers.env.tmp"
+  {
+    printf 'KAFKA_BROKERS=127.0.0.1:%s\n' "$port"
+    if [[ -n $tls_port ]]; then
+      printf 'KAFKA_TLS_BROKERS=127.0.0.1:%s\nKAFKA_TLS_CA_FILE=%s\n' "$tls_port" "$DATA_DIR/tls/ca.crt"
+    fi
+  } >"$DATA_DIR/brokers.env.tmp"
   mv "$DATA_DIR/brokers.env.tmp" "$DATA_DIR/brokers.env"
-  log "Kafka is up on 127.0.0.1:$port after $((SECONDS - t0))s (pid $(<"$DATA_DIR/kafka.pid"))"
+  log "Kafka is up on 127.0.0.1:$port${tls_port:+ (TLS + SCRAM: 127.0.0.1:$tls_port)} after $((SECONDS - t0))s (pid $(<"$DATA_DIR/kafka.pid"))"
   cat "$DATA_DIR/brokers.env"
 }
 

@@ -13,7 +13,7 @@ import { COMPONENTS as REGISTRY } from '@ordersaga/contracts';
 import type { ComponentName } from './model.js';
 import { SIDECAR_LABEL } from './dashboards.js';
 import { sagaOrderCrd, SAGAORDER_CRD_FILE } from './crd.js';
-import { DEFAULTS, OrdersagaChart, sagaSettingsOf } from './ordersaga-chart.js';
+import { DEFAULTS, kafkaClientSettings, OrdersagaChart, sagaSettingsOf } from './ordersaga-chart.js';
 
 type Manifest = {
   apiVersion: string;
@@ -69,6 +69,26 @@ function template(manifest: Manifest, holes: Hole[]): string {
   return text;
 }
 
+/**
+ * The Kafka client settings of a component as Helm expressions: each the value kafkaClientSettings
+ * gives for the values' kafka.tls and kafka.authentication, so the two cannot disagree.
+ */
+function kafkaClientHoles(user: string): Hole[] {
+  const settings = (tls: boolean, mtls: boolean) => kafkaClientSettings(user, tls, mtls ? 'tls' : 'scram-sha-512');
+  return Object.keys(settings(true, false)).map((key) => {
+    const value = (tls: boolean, mtls: boolean) =>
+      JSON.stringify(settings(tls, mtls)[key as keyof ReturnType<typeof settings>]);
+    const choose = (whenTrue: string, whenFalse: string, condition: string) =>
+      whenTrue === whenFalse ? whenTrue : `(ternary ${whenTrue} ${whenFalse} ${condition})`;
+    const byAuthentication = (tls: boolean) =>
+      choose(value(tls, true), value(tls, false), '(eq $.Values.kafka.authentication "tls")');
+    return {
+      path: ['data', key],
+      expression: `${choose(byAuthentication(true), byAuthentication(false), '$.Values.kafka.tls')} | quote`,
+    };
+  });
+}
+
 const componentOf = (m: Manifest) => m.metadata.labels?.['app.kubernetes.io/component'] as ComponentName | undefined;
 
 const isDashboard = (m: Manifest) => m.kind === 'ConfigMap' && m.metadata.labels?.[SIDECAR_LABEL] === '1';
@@ -90,10 +110,22 @@ function holesOf(m: Manifest): Hole[] {
         { path: ['spec', 'replicas'], expression: '$.Values.topics.replicas' },
       ];
     case 'KafkaUser':
+      return [
+        { path: ['metadata', 'labels', 'strimzi.io/cluster'], expression: '$.Values.kafka.cluster | quote' },
+        { path: ['spec', 'authentication', 'type'], expression: '$.Values.kafka.authentication | quote' },
+      ];
     case 'KafkaNodePool':
       return [{ path: ['metadata', 'labels', 'strimzi.io/cluster'], expression: '$.Values.kafka.cluster | quote' }];
-    case 'Kafka':
-      return [{ path: ['metadata', 'name'], expression: '$.Values.kafka.cluster' }];
+    case 'Kafka': {
+      const tls = m.spec.kafka.listeners.findIndex((l: { tls: boolean }) => l.tls);
+      return [
+        { path: ['metadata', 'name'], expression: '$.Values.kafka.cluster' },
+        {
+          path: ['spec', 'kafka', 'listeners', tls, 'authentication', 'type'],
+          expression: '$.Values.kafka.authentication | quote',
+        },
+      ];
+    }
     case 'ConfigMap':
       if (isDashboard(m)) {
         const [file] = Object.keys(m.data); // one dashboard per ConfigMap
@@ -107,6 +139,7 @@ function holesOf(m: Manifest): Hole[] {
       }
       return [
         { path: ['data', 'KAFKA_BROKERS'], expression: '$.Values.kafka.bootstrap | quote' },
+        ...kafkaClientHoles(m.metadata.name),
         { path: ['data', 'TOPIC_PARTITIONS'], expression: '$.Values.topics.partitions | quote' },
         { path: ['data', 'LOG_LEVEL'], expression: `${values}.logLevel | default "info" | quote` },
         { path: ['data', 'OTEL_EXPORTER_OTLP_ENDPOINT'], expression: '$.Values.tracing.endpoint | quote' },
@@ -130,6 +163,18 @@ function holesOf(m: Manifest): Hole[] {
       return [
         { path: ['spec', 'replicas'], expression: `${values}.replicas` },
         {
+          path: [
+            'spec',
+            'template',
+            'spec',
+            'volumes',
+            m.spec.template.spec.volumes.findIndex((v: { name: string }) => v.name === 'kafka-ca'),
+            'secret',
+            'secretName',
+          ],
+          expression: 'printf "%s-cluster-ca-cert" $.Values.kafka.cluster | quote',
+        },
+        {
           path: ['spec', 'template', 'spec', 'containers', 0, 'image'],
           expression: `include "ordersaga.image" (dict "root" $ "component" "${c}") | quote`,
         },
@@ -148,6 +193,11 @@ function holesOf(m: Manifest): Hole[] {
         {
           path: ['spec', 'egress', 0, 'to', 0, 'podSelector', 'matchLabels', 'strimzi.io/cluster'],
           expression: '$.Values.kafka.cluster | quote',
+        },
+        // Kafka's port: the first bootstrap server's.
+        {
+          path: ['spec', 'egress', 0, 'ports', 0, 'port'],
+          expression: 'splitList "," $.Values.kafka.bootstrap | first | splitList ":" | last | int',
         },
         // The third rule: the OTLP port of the trace collector.
         { path: ['spec', 'egress', 2, 'ports', 0, 'port'], expression: '$.Values.tracing.port' },

@@ -26,7 +26,12 @@ export interface KafkaAccess {
   readonly read: readonly string[];
   /** Topics it produces to. */
   readonly write: readonly string[];
-  /** Prefix of its consumer groups: its main group and its state readers. */
+  /** Its processor's consumer group (the runtime names it as the service), if it has one. */
+  readonly group?: string;
+  /**
+   * Prefix of its other groups (state and lookup readers, `<name>.<reader>.<uuid>`): it ends with
+   * the separator, so that it matches no other component's groups (`order.`, never `order`).
+   */
   readonly groupPrefix: string;
   /** Prefix of its transactional ids, if it commits transactions. */
   readonly transactionalIdPrefix?: string;
@@ -49,7 +54,8 @@ function serviceAccess(service: ServiceName): KafkaAccess {
       state,
       ...consumed.map((topic) => deadLetterTopicOf(topic)),
     ],
-    groupPrefix: service,
+    group: service,
+    groupPrefix: `${service}.`,
     transactionalIdPrefix: `${service}.`,
   };
 }
@@ -58,7 +64,7 @@ function accessOf(name: ComponentName): KafkaAccess {
   const spec: ComponentSpec = REGISTRY[name];
   if (spec.kind === 'service') return serviceAccess(name as ServiceName);
   // A controller reads and writes what the registry says, and commits no transactions.
-  return { read: spec.kafka?.reads ?? [], write: spec.kafka?.writes ?? [], groupPrefix: name };
+  return { read: spec.kafka?.reads ?? [], write: spec.kafka?.writes ?? [], groupPrefix: `${name}.` };
 }
 
 export const COMPONENTS: readonly Component[] = COMPONENT_NAMES.map((name) => {

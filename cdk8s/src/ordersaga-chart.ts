@@ -27,8 +27,12 @@ export interface OrdersagaProps extends ChartProps {
   readonly replicas?: Partial<Record<ComponentName, number>>;
   /** The Strimzi Kafka cluster the topics and users belong to. */
   readonly kafkaCluster: string;
-  /** Bootstrap servers of its listener for clients (SCRAM-SHA-512, plain). */
+  /** Bootstrap servers of the listener the components use (host:port, comma-separated). */
   readonly kafkaBootstrap: string;
+  /** TLS to that listener, trusting the cluster CA (Strimzi's `<cluster>-cluster-ca-cert` Secret). */
+  readonly kafkaTls: boolean;
+  /** How each component's KafkaUser authenticates: a SCRAM-SHA-512 password, or its TLS certificate (mTLS). */
+  readonly kafkaAuthentication: KafkaAuthentication;
   readonly topicPartitions: number;
   readonly topicReplicas: number;
   /** A one-node KRaft Kafka (Kafka + KafkaNodePool) for a dev cluster. */
@@ -80,7 +84,9 @@ export const sagaSettingsOf = (component: ComponentName) => {
 export const DEFAULTS: OrdersagaProps = {
   images: { registry: 'ghcr.io/ordersaga', tag: '0.1.0' },
   kafkaCluster: 'ordersaga',
-  kafkaBootstrap: 'ordersaga-kafka-bootstrap:9092',
+  kafkaBootstrap: 'ordersaga-kafka-bootstrap:9093',
+  kafkaTls: true,
+  kafkaAuthentication: 'scram-sha-512',
   topicPartitions: 6,
   topicReplicas: 1,
   devKafka: false,
@@ -94,6 +100,26 @@ export const DEFAULTS: OrdersagaProps = {
 };
 
 const STRIMZI = 'kafka.strimzi.io/v1';
+
+export const KAFKA_AUTHENTICATIONS = ['scram-sha-512', 'tls'] as const;
+export type KafkaAuthentication = (typeof KAFKA_AUTHENTICATIONS)[number];
+
+/**
+ * Where a pod finds the cluster CA and its KafkaUser's Secret (Strimzi writes `password` for
+ * SCRAM, `user.crt` and `user.key` for mTLS), and the client settings that point there.
+ */
+export const KAFKA_CA_DIR = '/etc/ordersaga/kafka-ca';
+export const KAFKA_USER_DIR = '/etc/ordersaga/kafka-user';
+export const kafkaClientSettings = (user: string, tls: boolean, authentication: KafkaAuthentication) => ({
+  KAFKA_TLS: String(tls),
+  KAFKA_TLS_CA_FILE: tls ? `${KAFKA_CA_DIR}/ca.crt` : '',
+  KAFKA_SASL_USERNAME: authentication === 'scram-sha-512' ? user : '',
+  KAFKA_TLS_CERT_FILE: authentication === 'tls' ? `${KAFKA_USER_DIR}/user.crt` : '',
+  KAFKA_TLS_KEY_FILE: authentication === 'tls' ? `${KAFKA_USER_DIR}/user.key` : '',
+});
+
+/** The port of the first bootstrap server: the one Kafka port the NetworkPolicies open. */
+export const kafkaPortOf = (bootstrap: string) => Number(bootstrap.split(',')[0]!.split(':').at(-1));
 
 const GRAFANA_FOLDER = 'ordersaga';
 const appName = (c: ComponentName) => `ordersaga-${c}`;
@@ -165,7 +191,7 @@ export class OrdersagaChart extends Chart {
       metadata,
       data: {
         KAFKA_BROKERS: props.kafkaBootstrap,
-        KAFKA_SASL_USERNAME: name,
+        ...kafkaClientSettings(name, props.kafkaTls, props.kafkaAuthentication),
         CREATE_TOPICS: 'false',
         TOPIC_PARTITIONS: String(props.topicPartitions),
         HOST: '0.0.0.0',
@@ -193,6 +219,8 @@ export class OrdersagaChart extends Chart {
         ? kplus.ServiceAccount.fromServiceAccountName(this, `${name}-sa`, 'ordersaga-operator')
         : new kplus.ServiceAccount(this, `${name}-sa`, { metadata, automountToken: false });
 
+    const kafkaUserSecret = kplus.Secret.fromSecretName(this, `${name}-kafka-secret`, name);
+    const kafkaCa = kplus.Secret.fromSecretName(this, `${name}-kafka-ca`, `${props.kafkaCluster}-cluster-ca-cert`);
     const deployment = new kplus.Deployment(this, `${name}-deployment`, {
       metadata,
       replicas: props.replicas?.[component.name] ?? 1,
@@ -216,10 +244,11 @@ export class OrdersagaChart extends Chart {
             OTEL_RESOURCE_ATTRIBUTES: kplus.EnvValue.fromValue(
               'k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(INSTANCE_ID)',
             ),
-            KAFKA_SASL_PASSWORD: kplus.EnvValue.fromSecretValue({
-              secret: kplus.Secret.fromSecretName(this, `${name}-kafka-secret`, name),
-              key: 'password',
-            }),
+            // Its KafkaUser's Secret has a password only for SCRAM.
+            KAFKA_SASL_PASSWORD: kplus.EnvValue.fromSecretValue(
+              { secret: kafkaUserSecret, key: 'password' },
+              { optional: true },
+            ),
           },
           liveness: kplus.Probe.fromHttpGet('/healthz', {
             port: component.port,
@@ -236,6 +265,24 @@ export class OrdersagaChart extends Chart {
             cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(1000) },
             memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },
           },
+          volumeMounts: [
+            {
+              path: KAFKA_CA_DIR,
+              volume: kplus.Volume.fromSecret(this, `${name}-kafka-ca-volume`, kafkaCa, {
+                name: 'kafka-ca',
+                optional: true,
+              }),
+              readOnly: true,
+            },
+            {
+              path: KAFKA_USER_DIR,
+              volume: kplus.Volume.fromSecret(this, `${name}-kafka-user-volume`, kafkaUserSecret, {
+                name: 'kafka-user',
+                optional: true,
+              }),
+              readOnly: true,
+            },
+          ],
           securityContext: {
             ensureNonRoot: true,
             user: 65532,
@@ -287,7 +334,7 @@ export class OrdersagaChart extends Chart {
     const egress: object[] = [
       {
         to: [{ podSelector: { matchLabels: { 'strimzi.io/cluster': this.props.kafkaCluster } } }],
-        ports: [tcp(9092)],
+        ports: [tcp(kafkaPortOf(this.props.kafkaBootstrap))],
       },
       {
         to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
@@ -348,13 +395,21 @@ export class OrdersagaChart extends Chart {
         },
       },
       spec: {
-        authentication: { type: 'scram-sha-512' },
+        authentication: { type: this.props.kafkaAuthentication },
         authorization: {
           type: 'simple',
           acls: [
             ...kafka.read.map((t) => topicAcl(t, ['Describe', 'Read'])),
             ...kafka.write.filter((t) => !kafka.read.includes(t)).map((t) => topicAcl(t, ['Describe', 'Write'])),
             ...kafka.write.filter((t) => kafka.read.includes(t)).map((t) => topicAcl(t, ['Write'])),
+            ...(kafka.group
+              ? [
+                  {
+                    resource: { type: 'group', name: kafka.group, patternType: 'literal' },
+                    operations: ['Describe', 'Read'],
+                  },
+                ]
+              : []),
             {
               resource: { type: 'group', name: kafka.groupPrefix, patternType: 'prefix' },
               operations: ['Describe', 'Read'],
@@ -389,6 +444,13 @@ export class OrdersagaChart extends Chart {
         kafka: {
           listeners: [
             { name: 'plain', port: 9092, type: 'internal', tls: false, authentication: { type: 'scram-sha-512' } },
+            {
+              name: 'tls',
+              port: 9093,
+              type: 'internal',
+              tls: true,
+              authentication: { type: this.props.kafkaAuthentication },
+            },
           ],
           authorization: { type: 'simple' },
           config: {

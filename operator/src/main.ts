@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
+  connectAdmin,
   createHttpServer,
   createKafka,
   createLogger,
@@ -45,7 +46,7 @@ main(async () => {
   const namer = new TopicNamer(config.namespace);
   const kafka = createKafka(`operator-${config.instanceId}`, config.brokers, log);
   const admin = kafka.admin();
-  await admin.connect();
+  await connectAdmin(admin);
   const sagas = new StateTable<SagaState>();
   const stateLog = new StateLog(kafka, admin, namer, 'order.state', sagas, 'operator', log);
   const placed = new PlacedOrders(kafka, admin, namer);

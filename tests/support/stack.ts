@@ -77,17 +77,22 @@ process.on('exit', () => {
 export interface StackOptions {
   /** Extra environment per service (catalogue, accounts, timeouts...). */
   readonly env?: Partial<Record<Component, Record<string, string>>>;
+  /** The broker, when not the test run's (KAFKA_BROKERS). */
+  readonly brokers?: string;
+  /** Where the services connect, when not to `brokers` (another listener of the same broker). */
+  readonly serviceBrokers?: string;
 }
 
 export class Stack {
   readonly namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.`;
-  readonly brokers = process.env.KAFKA_BROKERS ?? '';
+  readonly brokers: string;
   readonly logDir = join(tmpdir(), 'ordersaga-tests', this.namespace.slice(0, -1));
   readonly kafka: Kafka;
   private readonly running = new Map<string, Running>();
   private producer: Producer | undefined;
 
   constructor(private readonly options: StackOptions = {}) {
+    this.brokers = options.brokers ?? process.env.KAFKA_BROKERS ?? '';
     if (!this.brokers) throw new Error('KAFKA_BROKERS is not set (the jest global setup starts a broker)');
     mkdirSync(this.logDir, { recursive: true });
     this.kafka = new Kafka({ clientId: 'tests', brokers: this.brokers.split(','), logLevel: logLevel.NOTHING });
@@ -112,7 +117,7 @@ export class Stack {
     const child = spawn(process.execPath, [entryPoint(service)], {
       env: {
         PATH: process.env.PATH,
-        KAFKA_BROKERS: this.brokers,
+        KAFKA_BROKERS: this.options.serviceBrokers ?? this.brokers,
         ORDERSAGA_NAMESPACE: this.namespace,
         INSTANCE_ID: name,
         PORT: String(port),

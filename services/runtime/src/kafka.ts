@@ -1,4 +1,7 @@
-import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Kafka, logLevel, type Admin, type LogEntry, type SASLOptions } from 'kafkajs';
+import { ConfigError } from './config.js';
 import type { Logger } from './context.js';
 import type { TopicDeclaration, TopicName } from './contract.js';
 
@@ -38,18 +41,63 @@ const COORDINATOR_STARTING = [
 const isCoordinatorStarting = (text: string) =>
   COORDINATOR_STARTING.some((known) => text.startsWith(known) || text.includes(`KafkaJSProtocolError: ${known}`));
 
+const readPem = (variable: string): string | undefined => {
+  const file = process.env[variable];
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${variable}: cannot read ${file}: ${(err as Error).message}`);
+  }
+};
+
 /**
- * A Kafka client. With KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD it authenticates with
- * SCRAM-SHA-512 (the credentials Strimzi gives a KafkaUser); KAFKA_TLS=true turns on TLS.
+ * How the client reaches a Strimzi listener: KAFKA_TLS=true for TLS, trusting the cluster CA in
+ * KAFKA_TLS_CA_FILE (else the system's); KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE for mTLS (a
+ * KafkaUser of type tls); KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD for SCRAM-SHA-512 (a
+ * KafkaUser of type scram-sha-512). None of them: plaintext, as the dev broker is.
  */
-export function createKafka(clientId: string, brokers: string[], log: Logger): Kafka {
+export function kafkaSecurity(): { ssl?: ConnectionOptions | true; sasl?: SASLOptions } {
   const username = process.env.KAFKA_SASL_USERNAME;
   const password = process.env.KAFKA_SASL_PASSWORD;
+  if (Boolean(username) !== Boolean(password)) {
+    throw new ConfigError('KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together: set both or neither');
+  }
+  const tls = process.env.KAFKA_TLS === 'true';
+  const ca = readPem('KAFKA_TLS_CA_FILE');
+  const cert = readPem('KAFKA_TLS_CERT_FILE');
+  const key = readPem('KAFKA_TLS_KEY_FILE');
+  if (!tls && (ca || cert || key)) throw new ConfigError('KAFKA_TLS_* files are set but KAFKA_TLS is not "true"');
+  if (Boolean(cert) !== Boolean(key)) throw new ConfigError('KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE go together');
+  const ssl = ca || cert ? { ...(ca ? { ca: [ca] } : {}), ...(cert && key ? { cert, key } : {}) } : true;
+  return {
+    ...(tls ? { ssl } : {}),
+    ...(username && password ? { sasl: { mechanism: 'scram-sha-512' as const, username, password } } : {}),
+  };
+}
+
+/**
+ * The first connection of a process: a broker that refuses the credentials is a configuration
+ * error, said as such (kafkajs would only name the mechanism).
+ */
+export async function connectAdmin(admin: Admin): Promise<void> {
+  try {
+    await admin.connect();
+  } catch (err) {
+    if ((err as Error).name !== 'KafkaJSSASLAuthenticationError') throw err;
+    throw new ConfigError(
+      `Kafka refused the credentials of user "${process.env.KAFKA_SASL_USERNAME}" ` +
+        `(KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD): ${(err as Error).message}`,
+    );
+  }
+}
+
+/** A Kafka client, secured as kafkaSecurity says. */
+export function createKafka(clientId: string, brokers: string[], log: Logger): Kafka {
   return new Kafka({
     clientId,
     brokers,
-    ...(username && password ? { sasl: { mechanism: 'scram-sha-512' as const, username, password } } : {}),
-    ...(process.env.KAFKA_TLS === 'true' ? { ssl: true } : {}),
+    ...kafkaSecurity(),
     logLevel: logLevel.WARN,
     retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 5_000 },
     logCreator: () => {

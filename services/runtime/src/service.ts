@@ -4,7 +4,7 @@ import { createLogger, type Logger } from './context.js';
 import { holdExpiry, type HoldRules } from './holds.js';
 import { accessConfig, apiAccess } from './api-access.js';
 import { createHttpServer, unavailable } from './http.js';
-import { createKafka, ensureTopics, TopicNamer } from './kafka.js';
+import { connectAdmin, createKafka, ensureTopics, TopicNamer } from './kafka.js';
 import type { Handler, Lookup, Tick } from './decision.js';
 import { DEFAULT_LOOKUP_SETTLE_MS, Processor, type ProcessorOptions } from './processor.js';
 import { Publisher } from './publisher.js';
@@ -67,7 +67,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
   const namer = new TopicNamer(config.namespace);
   const kafka = createKafka(`${name}-${config.instanceId}`, config.brokers, log);
   const admin = kafka.admin();
-  await admin.connect();
+  await connectAdmin(admin);
   if (process.env.CREATE_TOPICS !== 'false') {
     await ensureTopics(admin, namer, contract.topics(config.partitions), config.replicationFactor, log);
   }
