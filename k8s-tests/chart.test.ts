@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { allTopics, COMPONENT_NAMES, COMPONENTS } from '@ordersaga/contracts';
-import { ROOT, TestCluster } from './support/cluster.js';
+import { allTopics, COMPONENT_NAMES, COMPONENTS, SERVICE_NAMES } from '@ordersaga/contracts';
+import { AUTH_VALUES, ROOT, TestCluster } from './support/cluster.js';
 
 const CHART = join(ROOT, 'charts', 'ordersaga');
 const run = promisify(execFile);
@@ -37,13 +37,13 @@ beforeAll(async () => {
 afterAll(() => cluster?.stop());
 
 test('helm lint is clean', async () => {
-  const out = await cluster.helm(['lint', CHART, '--strict']);
+  const out = await cluster.helm(['lint', CHART, '--strict', ...AUTH_VALUES]);
   expect(out).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
   expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
 });
 
 test('renders with default and with other values; both pass server-side validation', async () => {
-  const defaults = parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop']));
+  const defaults = parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop', ...AUTH_VALUES]));
   const deployments = defaults.filter((o) => o.kind === 'Deployment');
   expect(deployments).toHaveLength(COMPONENT_NAMES.length);
   expect(deployments.map((d) => d.spec.template.spec.containers[0].image)).toContain(
@@ -63,6 +63,7 @@ test('renders with default and with other values; both pass server-side validati
       CHART,
       '-n',
       'shop',
+      ...AUTH_VALUES,
       '--set',
       'image.registry=registry.example/shop,image.tag=1.2.3,components.order.replicas=3,topics.partitions=12',
       '--set',
@@ -119,8 +120,11 @@ test('renders with default and with other values; both pass server-side validati
     expect(Object.keys(configOf(custom, component))).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/TIMEOUT_MS|HOLD_TIME_MS/)]),
     );
-  for (const policy of custom.filter((o) => o.kind === 'NetworkPolicy'))
-    expect(policy.spec.egress).toContainEqual({ ports: [{ protocol: 'TCP', port: 4317 }] });
+  // Each component's policy (not the default deny) opens the collector's port (to any address: no networkPolicy.collector).
+  for (const policy of custom.filter(
+    (o) => o.kind === 'NetworkPolicy' && o.metadata.labels?.['app.kubernetes.io/component'],
+  ))
+    expect(policy.spec.egress).toContainEqual({ to: [], ports: [{ protocol: 'TCP', port: 4317 }] });
 
   await cluster.kubectl(['create', 'namespace', 'shop']);
   await cluster.kubectl(['apply', '-f', join(CHART, 'crds')]);
@@ -133,14 +137,82 @@ test('renders with default and with other values; both pass server-side validati
     await cluster.kubectl(['apply', '--dry-run=server', '-n', 'shop', '-f', file]);
   }
   // A values typo is refused with the reason.
-  await expect(cluster.helm(['template', 'shop', CHART, '--set', 'image.tag=latest'])).rejects.toThrow(/image\/tag/);
-  await expect(cluster.helm(['template', 'shop', CHART, '--set', 'saga.holdTimeMs=0'])).rejects.toThrow(
+  await expect(cluster.helm(['template', 'shop', CHART, '--set', 'image.tag=latest', ...AUTH_VALUES])).rejects.toThrow(
+    /image\/tag/,
+  );
+  await expect(cluster.helm(['template', 'shop', CHART, '--set', 'saga.holdTimeMs=0', ...AUTH_VALUES])).rejects.toThrow(
     /saga\/holdTimeMs/,
   );
 });
 
+test('security values reach the components: API authentication, webhooks, Kafka TLS and its authentication', async () => {
+  const configOf = (objects: Manifest[], component: string) =>
+    (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `ordersaga-${component}`) as any).data;
+  const envOf = (objects: Manifest[], component: string) =>
+    (objects.find((o) => o.kind === 'Deployment' && o.metadata.name === `ordersaga-${component}`) as any).spec.template
+      .spec.containers[0].env as Array<{ name: string; valueFrom?: unknown }>;
+
+  // On by default, and refused without keys, saying what to do.
+  await expect(cluster.helm(['template', 'shop', CHART])).rejects.toThrow(
+    /auth.enabled is true but neither auth.jwksUrl nor auth.jwksSecret is set/,
+  );
+  const secured = parse(
+    await cluster.helm([
+      'template',
+      'shop',
+      CHART,
+      '--set',
+      'auth.jwksSecret=shop-jwks,auth.issuer=https://idp.example.test,rateLimit.perMinute=120',
+      '--set',
+      'webhooks.urls.alice=https://hooks.example.com/alice,webhooks.allowHttp=true',
+    ]),
+  );
+  for (const service of SERVICE_NAMES) {
+    expect(configOf(secured, service)).toMatchObject({
+      AUTH_JWKS_URL: '',
+      AUTH_ISSUER: 'https://idp.example.test',
+      AUTH_AUDIENCE: 'ordersaga',
+      RATE_LIMIT_MAX: '120',
+      KAFKA_TLS: 'true',
+      KAFKA_TLS_CA_FILE: '/etc/ordersaga/kafka-ca/ca.crt',
+      KAFKA_SASL_USERNAME: `ordersaga-${service}`,
+    });
+    expect(envOf(secured, service)).toContainEqual({
+      name: 'AUTH_JWKS',
+      valueFrom: { secretKeyRef: { name: 'shop-jwks', key: 'jwks.json' } },
+    });
+  }
+  // The controller serves no API: no authentication settings.
+  expect(Object.keys(configOf(secured, 'operator'))).not.toContain('AUTH_JWKS_URL');
+  expect(configOf(secured, 'notification')).toMatchObject({
+    NOTIFICATION_WEBHOOKS: JSON.stringify({ alice: 'https://hooks.example.com/alice' }),
+    NOTIFICATION_WEBHOOK_ALLOW_HTTP: 'true',
+  });
+
+  const open = parse(
+    await cluster.helm(['template', 'shop', CHART, '--set', 'auth.enabled=false,auth.jwksSecret=ignored']),
+  );
+  expect(configOf(open, 'order').AUTH_JWKS_URL).toBe('');
+  expect(envOf(open, 'order').map((e) => e.name)).not.toContain('AUTH_JWKS');
+
+  // mTLS: the KafkaUsers say tls, the clients take the user's certificate, no SCRAM user.
+  const mtls = parse(
+    await cluster.helm(['template', 'shop', CHART, '--set', 'kafka.authentication=tls', ...AUTH_VALUES]),
+  );
+  for (const user of mtls.filter((o) => o.kind === 'KafkaUser'))
+    expect((user as any).spec.authentication.type).toBe('tls');
+  expect(configOf(mtls, 'stock')).toMatchObject({
+    KAFKA_SASL_USERNAME: '',
+    KAFKA_TLS_CERT_FILE: '/etc/ordersaga/kafka-user/user.crt',
+    KAFKA_TLS_KEY_FILE: '/etc/ordersaga/kafka-user/user.key',
+  });
+  await expect(
+    cluster.helm(['template', 'shop', CHART, '--set', 'kafka.authentication=tls,kafka.tls=false', ...AUTH_VALUES]),
+  ).rejects.toThrow(/kafka\/tls/);
+});
+
 test('helm install succeeds, kubectl get kafkatopics lists the topics, helm uninstall removes it all', async () => {
-  await cluster.helm(['install', 'saga', CHART, '-n', 'saga', '--create-namespace']);
+  await cluster.helm(['install', 'saga', CHART, '-n', 'saga', '--create-namespace', ...AUTH_VALUES]);
   const topics = (await cluster.kubectl(['get', 'kafkatopics', '-n', 'saga', '-o', 'name'])).trim().split('\n');
   expect(topics).toHaveLength(allTopics().length);
   const installed = await releaseObjects();
@@ -158,7 +230,7 @@ test('Grafana dashboards: a ConfigMap per dashboard file for the sidecar, none w
   expect(files).toHaveLength(4);
   const dashboards = (objects: Manifest[]) =>
     objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1');
-  const rendered = dashboards(parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop'])));
+  const rendered = dashboards(parse(await cluster.helm(['template', 'shop', CHART, '-n', 'shop', ...AUTH_VALUES])));
   expect(rendered.flatMap((c) => Object.keys(c.data!)).sort()).toEqual(files);
   for (const configMap of rendered) {
     expect(configMap.metadata.annotations).toEqual({ grafana_folder: 'ordersaga' });
@@ -169,7 +241,9 @@ test('Grafana dashboards: a ConfigMap per dashboard file for the sidecar, none w
       expect(Buffer.byteLength(json)).toBeLessThan(256 * 1024);
     }
   }
-  const off = parse(await cluster.helm(['template', 'shop', CHART, '--set', 'metrics.grafanaDashboards=false']));
+  const off = parse(
+    await cluster.helm(['template', 'shop', CHART, '--set', 'metrics.grafanaDashboards=false', ...AUTH_VALUES]),
+  );
   expect(dashboards(off)).toEqual([]);
 });
 
@@ -211,7 +285,9 @@ test('the chart and the cdk8s model agree: the templates are what the model gene
   const model = parse(readFileSync(join(outdir, 'ordersaga.k8s.yaml'), 'utf8')).filter(
     (o) => o.kind !== 'CustomResourceDefinition',
   );
-  const chart = parse(await cluster.helm(['template', 'shop', CHART, '--set', 'kafka.dev.enabled=true']));
+  const chart = parse(
+    await cluster.helm(['template', 'shop', CHART, '--set', 'kafka.dev.enabled=true', ...AUTH_VALUES]),
+  );
   expect(ids(chart)).toEqual(ids(model));
   const acls = (objects: Manifest[]) =>
     Object.fromEntries(

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { COMPONENT_NAMES, COMPONENTS, type ComponentName } from '@ordersaga/contracts';
-import { allowed, inCidr, type Endpoint, type NetworkPolicy } from './support/network-policy.js';
-import { ROOT, tool } from './support/cluster.js';
+import { allowed, inCidr, selects, type Endpoint, type NetworkPolicy } from './support/network-policy.js';
+import { AUTH_VALUES, ROOT, tool } from './support/cluster.js';
 
 const NS = 'shop';
 
@@ -68,31 +68,59 @@ describe('the evaluator, on the examples of the Kubernetes documentation', () =>
   });
 });
 
+test('label selectors, on the examples of the Kubernetes documentation', () => {
+  // https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#resources-that-support-set-based-requirements
+  const selector = {
+    matchLabels: { component: 'redis' },
+    matchExpressions: [
+      { key: 'tier', operator: 'In', values: ['cache'] },
+      { key: 'environment', operator: 'NotIn', values: ['dev'] },
+    ],
+  } as const;
+  expect(selects(selector, { component: 'redis', tier: 'cache', environment: 'production' })).toBe(true);
+  expect(selects(selector, { component: 'redis', tier: 'cache' })).toBe(true); // NotIn: a missing key holds
+  expect(selects(selector, { component: 'redis', tier: 'cache', environment: 'dev' })).toBe(false);
+  expect(selects(selector, { component: 'redis', tier: 'frontend' })).toBe(false);
+  expect(selects(selector, { tier: 'cache' })).toBe(false);
+  const partition = (operator: 'Exists' | 'DoesNotExist') => ({ matchExpressions: [{ key: 'partition', operator }] });
+  expect(selects(partition('Exists'), { partition: '' })).toBe(true);
+  expect(selects(partition('Exists'), {})).toBe(false);
+  expect(selects(partition('DoesNotExist'), {})).toBe(true);
+  expect(selects(partition('DoesNotExist'), { partition: 'a' })).toBe(false);
+});
+
+/** The chart's NetworkPolicies and pods' labels, as helm renders them with these extra arguments. */
+async function render(...args: string[]) {
+  const helm = await tool('HELM_BIN');
+  const { stdout } = await promisify(execFile)(
+    helm,
+    ['template', 'shop', join(ROOT, 'charts', 'ordersaga'), '-n', NS, ...AUTH_VALUES, ...args],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  const objects = parseAllDocuments(stdout)
+    .map((d) => d.toJS())
+    .filter(Boolean);
+  const policies: NetworkPolicy[] = objects.filter((o: any) => o.kind === 'NetworkPolicy');
+  const podLabels: Record<string, Record<string, string>> = Object.fromEntries(
+    objects
+      .filter((o: any) => o.kind === 'Deployment')
+      .map((d: any) => [d.metadata.labels['app.kubernetes.io/component'], d.spec.template.metadata.labels]),
+  );
+  const podOf = (c: ComponentName): Endpoint => ({ pod: podLabels[c]!, namespace: NS, ip: '10.244.0.10' });
+  const may = (from: Endpoint, to: Endpoint, port: number, protocol: 'TCP' | 'UDP' = 'TCP') =>
+    allowed(policies, { from, to, port, protocol }, NS);
+  return { policies, podOf, may };
+}
+
 describe("the chart's NetworkPolicies (helm template, default values)", () => {
   let policies: NetworkPolicy[];
-  let podLabels: Record<string, Record<string, string>>;
+  let podOf: (c: ComponentName) => Endpoint;
+  let may: Awaited<ReturnType<typeof render>>['may'];
 
   beforeAll(async () => {
-    const helm = await tool('HELM_BIN');
-    const { stdout } = await promisify(execFile)(
-      helm,
-      ['template', 'shop', join(ROOT, 'charts', 'ordersaga'), '-n', NS],
-      {
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
-    const objects = parseAllDocuments(stdout)
-      .map((d) => d.toJS())
-      .filter(Boolean);
-    policies = objects.filter((o: any) => o.kind === 'NetworkPolicy');
-    podLabels = Object.fromEntries(
-      objects
-        .filter((o: any) => o.kind === 'Deployment')
-        .map((d: any) => [d.metadata.labels['app.kubernetes.io/component'], d.spec.template.metadata.labels]),
-    );
+    ({ policies, podOf, may } = await render());
   });
 
-  const podOf = (c: ComponentName): Endpoint => ({ pod: podLabels[c]!, namespace: NS, ip: '10.244.0.10' });
   const kafka: Endpoint = { pod: { 'strimzi.io/cluster': 'ordersaga', 'strimzi.io/kind': 'Kafka' }, namespace: NS };
   const dns: Endpoint = {
     pod: { 'k8s-app': 'kube-dns' },
@@ -104,12 +132,11 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
     namespace: 'monitoring',
     namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
   };
-  const may = (from: Endpoint, to: Endpoint, port: number, protocol: 'TCP' | 'UDP' = 'TCP') =>
-    allowed(policies, { from, to, port, protocol }, NS);
-
-  test('every rule names its ports, each with a number', () => {
-    expect(policies).toHaveLength(COMPONENT_NAMES.length);
-    for (const policy of policies as any[])
+  test('every rule names its ports, each with a number; one policy per component and the default deny', () => {
+    expect(policies.map((p) => p.metadata.name).sort()).toEqual(
+      [...COMPONENT_NAMES.map((c) => `ordersaga-${c}`), 'ordersaga-default-deny'].sort(),
+    );
+    for (const policy of policies.filter((p) => p.metadata.name !== 'ordersaga-default-deny') as any[])
       for (const rule of [...policy.spec.ingress, ...policy.spec.egress]) {
         expect(rule.ports?.length).toBeGreaterThan(0);
         for (const port of rule.ports) expect(typeof port.port).toBe('number');
@@ -151,5 +178,75 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
       expect({ c, stranger: may(stranger, podOf(c), port) }).toEqual({ c, stranger: ingress === 'public' });
       expect({ c, otherPort: may(prometheus, podOf(c), port + 1) }).toEqual({ c, otherPort: false });
     }
+  });
+});
+
+describe('the default deny', () => {
+  test("another app's pod in the namespace can neither reach anything nor be reached; Strimzi's pods are left to their own policies", async () => {
+    const { may, podOf } = await render();
+    const other: Endpoint = { pod: { app: 'legacy' }, namespace: NS, ip: '10.244.0.99' };
+    const elsewhere: Endpoint = { pod: { app: 'x' }, namespace: 'other', namespaceLabels: {} };
+    expect(may(other, { ip: '93.184.215.14' }, 443)).toBe(false);
+    expect(may(other, { pod: { 'k8s-app': 'kube-dns' }, namespace: 'kube-system' }, 53, 'UDP')).toBe(false);
+    expect(may(elsewhere, other, 8080)).toBe(false);
+    expect(may(podOf('order'), other, 8080)).toBe(false);
+    const broker: Endpoint = { pod: { 'strimzi.io/cluster': 'ordersaga', 'strimzi.io/kind': 'Kafka' }, namespace: NS };
+    expect(
+      may(broker, { pod: { 'strimzi.io/cluster': 'ordersaga', 'strimzi.io/kind': 'Kafka' }, namespace: NS }, 9091),
+    ).toBe(true);
+    expect(may(podOf('stock'), broker, 9093)).toBe(true);
+  });
+
+  test('networkPolicy.defaultDeny=false leaves the other pods open, the components as they were', async () => {
+    const { may, podOf, policies } = await render('--set', 'networkPolicy.defaultDeny=false');
+    expect(policies.map((p) => p.metadata.name)).not.toContain('ordersaga-default-deny');
+    expect(may({ pod: { app: 'legacy' }, namespace: NS }, { ip: '93.184.215.14' }, 443)).toBe(true);
+    expect(may(podOf('order'), { ip: '93.184.215.14' }, 443)).toBe(false);
+  });
+});
+
+describe('egress narrowed by values', () => {
+  test('networkPolicy.collector: traces go only to the collector it names', async () => {
+    const { may, podOf } = await render(
+      '--set-json',
+      'networkPolicy.collector=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"observability"}},"podSelector":{"matchLabels":{"app":"otel-collector"}}}]',
+    );
+    const collector: Endpoint = {
+      pod: { app: 'otel-collector' },
+      namespace: 'observability',
+      namespaceLabels: { 'kubernetes.io/metadata.name': 'observability' },
+    };
+    for (const c of COMPONENT_NAMES) {
+      expect({ c, collector: may(podOf(c), collector, 4318) }).toEqual({ c, collector: true });
+      expect({ c, other: may(podOf(c), { ip: '10.0.0.20' }, 4318) }).toEqual({ c, other: false });
+      expect({ c, otherPod: may(podOf(c), { ...collector, pod: { app: 'x' } }, 4318) }).toEqual({ c, otherPod: false });
+    }
+  });
+
+  test("networkPolicy.kubeApiServer: the controller reaches only the API server's addresses", async () => {
+    const { may, podOf } = await render(
+      '--set-json',
+      'networkPolicy.kubeApiServer=[{"ipBlock":{"cidr":"10.96.0.1/32"}}]',
+    );
+    const controller = podOf('operator');
+    expect(may(controller, { ip: '10.96.0.1' }, 443)).toBe(true);
+    expect(may(controller, { ip: '10.96.0.2' }, 443)).toBe(false);
+    expect(may(controller, { ip: '93.184.215.14' }, 6443)).toBe(false);
+  });
+
+  test('webhooks.allowHttp and webhooks.allowedCidrs open port 80 and those ranges, to notification only', async () => {
+    const { may, podOf } = await render(
+      '--set',
+      'webhooks.allowHttp=true',
+      '--set',
+      'webhooks.allowedCidrs={10.20.0.0/16}',
+    );
+    const notification = podOf('notification');
+    expect(may(notification, { ip: '93.184.215.14' }, 80)).toBe(true);
+    expect(may(notification, { ip: '10.20.3.4' }, 443)).toBe(true);
+    expect(may(notification, { ip: '10.21.3.4' }, 443)).toBe(false);
+    expect(may(notification, { ip: '169.254.169.254' }, 80)).toBe(false);
+    expect(may(notification, { ip: '93.184.215.14' }, 8080)).toBe(false);
+    expect(may(podOf('order'), { ip: '93.184.215.14' }, 80)).toBe(false);
   });
 });

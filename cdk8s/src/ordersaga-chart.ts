@@ -63,6 +63,11 @@ export interface OrdersagaProps extends ChartProps {
     readonly apiQps: number;
     readonly apiBurst: number;
   };
+  /**
+   * A NetworkPolicy that denies every pod of the namespace all traffic but what a policy allows:
+   * every pod but Strimzi's (label strimzi.io/kind), which come with policies of their own.
+   */
+  readonly defaultDeny: boolean;
   /** The saga's clock (milliseconds): see SAGA_SETTINGS. */
   readonly saga: Record<(typeof SAGA_SETTINGS)[number]['value'], number>;
 }
@@ -87,6 +92,7 @@ export const DEFAULTS: OrdersagaProps = {
   kafkaBootstrap: 'ordersaga-kafka-bootstrap:9093',
   kafkaTls: true,
   kafkaAuthentication: 'scram-sha-512',
+  defaultDeny: true,
   topicPartitions: 6,
   topicReplicas: 1,
   devKafka: false,
@@ -117,6 +123,9 @@ export const kafkaClientSettings = (user: string, tls: boolean, authentication: 
   KAFKA_TLS_CERT_FILE: authentication === 'tls' ? `${KAFKA_USER_DIR}/user.crt` : '',
   KAFKA_TLS_KEY_FILE: authentication === 'tls' ? `${KAFKA_USER_DIR}/user.key` : '',
 });
+
+/** The index of a component's egress rule for a peer it calls: after Kafka, DNS and the collector. */
+export const EXTRA_EGRESS_RULE = 3;
 
 /** The port of the first bootstrap server: the one Kafka port the NetworkPolicies open. */
 export const kafkaPortOf = (bootstrap: string) => Number(bootstrap.split(',')[0]!.split(':').at(-1));
@@ -156,6 +165,15 @@ export class OrdersagaChart extends Chart {
       });
     }
     if (props.grafanaDashboards) this.grafanaDashboards();
+    if (props.defaultDeny) {
+      new kplus.k8s.KubeNetworkPolicy(this, 'default-deny', {
+        metadata: { name: 'ordersaga-default-deny', labels: { 'app.kubernetes.io/part-of': 'ordersaga' } },
+        spec: {
+          podSelector: { matchExpressions: [{ key: 'strimzi.io/kind', operator: 'DoesNotExist' }] },
+          policyTypes: ['Ingress', 'Egress'],
+        },
+      });
+    }
   }
 
   /**
@@ -341,14 +359,17 @@ export class OrdersagaChart extends Chart {
         ports: [{ protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
       },
     ];
-    // Traces, to the OpenTelemetry Collector wherever it runs.
-    egress.push({ ports: [tcp(this.props.tracing.port)] });
-    if (component.egress.includes('kube-apiserver')) {
-      egress.push({ ports: [tcp(443), tcp(6443)] });
-    }
-    if (component.egress.includes('webhooks')) {
-      // Customers' webhooks are on the internet: https, to public addresses only.
-      egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...NON_PUBLIC_IPV4] } }], ports: [tcp(443)] });
+    // Traces, to the OpenTelemetry Collector: where networkPolicy.collector says (any address when empty).
+    egress.push({ to: [], ports: [tcp(this.props.tracing.port)] });
+    // Then what the component calls, in the registry's order (EXTRA_EGRESS_RULE).
+    for (const peer of component.egress) {
+      if (peer === 'kube-apiserver') {
+        // Where networkPolicy.kubeApiServer says (any address when empty).
+        egress.push({ to: [], ports: [tcp(443), tcp(6443)] });
+      } else {
+        // Customers' webhooks are on the internet: https, to public addresses only.
+        egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...NON_PUBLIC_IPV4] } }], ports: [tcp(443)] });
+      }
     }
     new kplus.k8s.KubeNetworkPolicy(this, `${metadata.name}-netpol`, {
       metadata,

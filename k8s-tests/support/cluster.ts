@@ -14,6 +14,12 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(HERE, '..', '..');
 
 /**
+ * The chart requires keys for the APIs' bearer tokens (auth.enabled): the tests give it a JWKS
+ * URL, which nothing fetches (no pod runs here).
+ */
+export const AUTH_VALUES = ['--set', 'auth.jwksUrl=https://idp.example.test/.well-known/jwks.json'];
+
+/**
  * The third-party CRDs (Strimzi, Prometheus Operator) the tests install: from ORDERSAGA_SHARED_DIR,
  * else the shared/ folder beside the checkout, else beside the repository it was cloned from
  * (a clone made elsewhere, e.g. `git clone <repo> /tmp/x`).

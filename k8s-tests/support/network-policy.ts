@@ -11,11 +11,18 @@
  * - a peer is an ipBlock (cidr minus except), or pods by podSelector within the policy's own
  *   namespace, or namespaces by namespaceSelector (and pods within them when both are given);
  *   an empty selector selects everything.
- * Only what the chart uses is supported: matchLabels (no matchExpressions), IPv4, numeric ports.
+ * - a selector's matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist) must all hold.
+ * Only what the chart uses is supported: IPv4, numeric ports.
  */
+export interface LabelRequirement {
+  readonly key: string;
+  readonly operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  readonly values?: readonly string[];
+}
+
 export interface LabelSelector {
   readonly matchLabels?: Readonly<Record<string, string>>;
-  readonly matchExpressions?: readonly unknown[];
+  readonly matchExpressions?: readonly LabelRequirement[];
 }
 
 export interface Peer {
@@ -57,10 +64,30 @@ export interface Connection {
   readonly protocol?: 'TCP' | 'UDP' | 'SCTP';
 }
 
-function selects(selector: LabelSelector | undefined, labels: Readonly<Record<string, string>> | undefined): boolean {
+function holds({ key, operator, values = [] }: LabelRequirement, labels: Readonly<Record<string, string>>): boolean {
+  const has = Object.hasOwn(labels, key);
+  switch (operator) {
+    case 'In':
+      return has && values.includes(labels[key]!);
+    case 'NotIn':
+      return !has || !values.includes(labels[key]!);
+    case 'Exists':
+      return has;
+    case 'DoesNotExist':
+      return !has;
+  }
+}
+
+export function selects(
+  selector: LabelSelector | undefined,
+  labels: Readonly<Record<string, string>> | undefined,
+): boolean {
   if (!selector) return true;
-  if (selector.matchExpressions?.length) throw new Error('matchExpressions are not supported by this evaluator');
-  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels?.[key] === value);
+  const present = labels ?? {};
+  return (
+    Object.entries(selector.matchLabels ?? {}).every(([key, value]) => present[key] === value) &&
+    (selector.matchExpressions ?? []).every((requirement) => holds(requirement, present))
+  );
 }
 
 function ipv4(address: string): number {

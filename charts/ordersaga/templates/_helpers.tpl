@@ -14,3 +14,11 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- if eq $tag "latest" -}}{{- fail "image tag \"latest\" is not allowed: pin a version" -}}{{- end -}}
 {{- printf "%s:%s" $repository $tag -}}
 {{- end -}}
+
+{{/* The JWKS URL of the services (AUTH_JWKS_URL): authentication on needs keys to verify tokens with. */}}
+{{- define "ordersaga.authJwksUrl" -}}
+{{- if and .Values.auth.enabled (not (or .Values.auth.jwksUrl .Values.auth.jwksSecret)) -}}
+{{- fail "auth.enabled is true but neither auth.jwksUrl nor auth.jwksSecret is set: give the keys that verify the APIs' bearer tokens, or set auth.enabled=false" -}}
+{{- end -}}
+{{- ternary .Values.auth.jwksUrl "" .Values.auth.enabled -}}
+{{- end -}}
