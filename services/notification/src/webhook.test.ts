@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebhookClient, WebhookRefused } from './webhook.js';
 
 const policy = { allowHttp: false, allowedCidrs: [], timeoutMs: 1_000, maxResponseBytes: 1_024 };
@@ -45,4 +47,47 @@ test('an allowed range lets its addresses through, and only those', async () => 
   const allowed = client.post(new URL('https://10.20.0.1:1/hook'), '{}', {});
   await expect(allowed).rejects.not.toBeInstanceOf(WebhookRefused);
   await expect(client.post(new URL('https://10.21.0.1:1/hook'), '{}', {})).rejects.toBeInstanceOf(WebhookRefused);
+});
+
+describe('an answer is bounded in time and size', () => {
+  let server: Server;
+  let base: string;
+  const sockets = new Set<Socket>();
+  let endlessClosed: Promise<void>;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      if (req.url === '/silent') return; // never answers
+      endlessClosed = new Promise((resolve) => res.once('close', () => resolve()));
+      res.writeHead(200);
+      // An endless answer: only the first bytes are ever read.
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const pump = () => {
+        while (res.write(chunk));
+        res.once('drain', pump);
+      };
+      pump();
+    });
+    server.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const client = () =>
+    new WebhookClient({ allowHttp: true, allowedCidrs: ['127.0.0.1/32'], timeoutMs: 300, maxResponseBytes: 1_024 });
+
+  test('no answer within the time: a retryable failure that says so', async () => {
+    const started = Date.now();
+    const call = client().post(new URL(`${base}/silent`), '{}', {});
+    await expect(call).rejects.toThrow('webhook gave no answer within 300 ms');
+    await expect(call).rejects.not.toBeInstanceOf(WebhookRefused);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  test('an endless 2xx answer is delivered, and read no further than the limit', async () => {
+    await expect(client().post(new URL(`${base}/endless`), '{}', {})).resolves.toBeUndefined();
+    await endlessClosed; // the client hung up past the limit, rather than reading on
+  });
 });
