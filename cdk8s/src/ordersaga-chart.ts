@@ -255,7 +255,7 @@ export class OrdersagaChart extends Chart {
           ports: [{ name: 'http', number: component.port }],
           envFrom: [kplus.Env.fromConfigMap(config)],
           envVariables: {
-            // Stable per pod: keys the transactional ids, so a restarted pod fences its predecessor.
+            // Names the replica in its Kafka client id and its traces.
             INSTANCE_ID: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
             POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE),
             // Where a span comes from; service.name (ordersaga-<component>) is the runtime's.

@@ -237,15 +237,18 @@ export class Stack {
     );
   }
 
-  /** Every committed record of a topic, read from its start to its current end. */
-  async readTopic(name: TopicName): Promise<TopicRecord[]> {
+  /**
+   * Every committed record of a topic, read from its start to its current end; with
+   * `uncommitted`, the records of aborted and open transactions too (read_uncommitted).
+   */
+  async readTopic(name: TopicName, { uncommitted = false } = {}): Promise<TopicRecord[]> {
     const topic = this.topic(name);
     const admin = this.kafka.admin();
     await admin.connect();
     const records: TopicRecord[] = [];
     const consumer = this.kafka.consumer({
       groupId: `${this.namespace}reader.${Math.random()}`,
-      readUncommitted: false,
+      readUncommitted: uncommitted,
       maxWaitTimeInMs: 100,
     });
     const position = new ReadPosition(consumer);

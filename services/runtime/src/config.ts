@@ -44,7 +44,7 @@ export interface RuntimeConfig {
   readonly brokers: string[];
   /** Prepended to every topic, group and transactional id: several platforms can share a cluster. */
   readonly namespace: string;
-  /** Stable per replica (pod name): keys the transactional id so a restarted replica fences its zombie. */
+  /** Names the replica (pod name): its Kafka client id, its traces' service.instance.id. */
   readonly instanceId: string;
   readonly httpPort: number;
   readonly httpHost: string;

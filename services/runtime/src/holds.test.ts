@@ -32,7 +32,7 @@ test('expires, once, the holds past their time on the partitions it may act on; 
   table.write('later', { status: 'held', until: 5_000 }, 0);
   table.write('elsewhere', { status: 'held', until: 1_000 }, 1);
   table.write('settled', { status: 'final' }, 0);
-  table.commit();
+  table.commit(['due', 'later', 'elsewhere', 'settled']);
 
   const decisions = tick.run(table, (p) => p === 0, new Date(2_000));
   expect(decisions).toEqual([
@@ -43,7 +43,7 @@ test('expires, once, the holds past their time on the partitions it may act on; 
   // Committed: counted once; the row holds nothing any more, so the next tick leaves it.
   const [[key, value]] = decisions[0]!.put! as [[string, Hold]];
   table.write(key, value, 0);
-  table.commit();
+  table.commit([key]);
   observe([{ key, before: { status: 'held', until: 1_000 }, after: value }]);
   expect(await expired()).toBe(1);
   expect(tick.run(table, () => true, new Date(2_000)).map((d) => d.put?.[0]?.[0])).toEqual(['elsewhere']);

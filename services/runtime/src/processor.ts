@@ -6,10 +6,11 @@
  * - validates every message; a message that can never be processed (bad JSON, wrong schema,
  *   a handler that throws on it) goes to `<topic>.dlt` with the reason and its original headers,
  *   and the batch carries on;
- * - commits, in ONE Kafka transaction, the messages to send, the state rows written and the
- *   consumed offsets: a crash at any instant replays the batch against the state as it was, so
- *   no effect is lost or doubled. Batches that arrive while a transaction commits share the
- *   next one (group commit);
+ * - commits, in ONE Kafka transaction per task (partition number), the messages to send, the
+ *   state rows written and the consumed offsets: a crash at any instant replays the batch against
+ *   the state as it was, so no effect is lost or doubled. A task's transactional ids belong to
+ *   the partition (transactions.ts), so a replica that takes a partition over fences the one that
+ *   had it. Batches that arrive while transactions commit share the next ones (group commit);
  * - retries a failed commit with backoff, undoing the state writes first;
  * - runs the service's periodic tick (saga timeouts, hold expiry) through the same path, on the
  *   partitions it owns (and, when the tick asks, only those whose input is processed to its end);
@@ -31,12 +32,13 @@ import type { Decision, Handler, Lookup, RowChange, Tick } from './decision.js';
 import { EnvelopeCodec, headersToStrings, type AnyEnvelope } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import { consumerLag, initialiseSeries, messagesConsumed, retries, transactionDuration } from './metrics.js';
+import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
 import { DEFAULT_BACKOFF, retry, sleep, type BackoffPolicy } from './retry.js';
 import { StagedTransaction, type StagingTarget } from './staged-transaction.js';
 import { StateLog } from './state-log.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic, ServiceContract } from './contract.js';
-import { Transactions, type ConsumedOffset } from './transactions.js';
+import { PartitionFenced, Transactions, type ConsumedOffset } from './transactions.js';
 import { activeTraceparent, envelopeAttributes, inConsumerSpan, inTraceOf, traceIdOf } from './tracing.js';
 
 export interface ProcessorOptions<V> {
@@ -45,7 +47,6 @@ export interface ProcessorOptions<V> {
   readonly kafka: Kafka;
   readonly admin: Admin;
   readonly namer: TopicNamer;
-  readonly instanceId: string;
   readonly log: Logger;
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
@@ -65,6 +66,12 @@ type WorkItem<V> =
   | { readonly kind: 'batch'; readonly payload: EachBatchPayload }
   | { readonly kind: 'tick'; readonly tick: Tick<V>; readonly owns: (partition: number) => boolean };
 type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (err: unknown) => void } };
+
+/** What one task (partition number) has to do in the next transaction. */
+interface TaskWork<V> {
+  readonly batches: EachBatchPayload[];
+  readonly ticks: Array<{ readonly tick: Tick<V>; readonly owns: (partition: number) => boolean }>;
+}
 
 /** How long, by default, the rows committed with a message may take to become readable in a lookup. */
 export const DEFAULT_LOOKUP_SETTLE_MS = 2_000;
@@ -89,16 +96,19 @@ export class Processor<V> {
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private owned = new Set<number>();
+  /** The tasks of the current assignment opened (their previous owners fenced). */
+  private tasksReady: Promise<void> = Promise.resolve();
   /** +1 per assignment: clock work prepared for an older one is dropped. */
   private assignment = 0;
-  private needsCatchUp = true;
+  /** The assignment the state was last read to the end for (after its tasks were opened). */
+  private caughtUpFor = -1;
   private tickTimer: NodeJS.Timeout | undefined;
   private ticking = false;
   private running = false;
   private caughtUpOnce = false;
 
   constructor(private readonly options: ProcessorOptions<V>) {
-    const { kafka, namer, contract, instanceId } = options;
+    const { kafka, namer, contract } = options;
     const service = contract.name;
     this.log = options.log;
     this.codec = new EnvelopeCodec(contract.payloads);
@@ -110,10 +120,11 @@ export class Processor<V> {
       readUncommitted: false,
       allowAutoTopicCreation: false,
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+      partitionAssigners: [CoPartitionedAssigner],
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 500,
     });
-    this.transactions = new Transactions(kafka, namer.id(`${service}.${instanceId}`), this.groupId);
+    this.transactions = new Transactions(kafka, namer.id(service), this.groupId, this.log);
     this.stateLog = new StateLog(kafka, options.admin, namer, contract.stateTopic, options.table, service, this.log);
     this.lookupLogs = (options.lookups ?? []).map(
       ({ topic, table }) => new StateLog(kafka, options.admin, namer, topic, table, `${service}.lookup`, this.log),
@@ -144,7 +155,6 @@ export class Processor<V> {
 
   async start(): Promise<void> {
     const { namer, contract } = this.options;
-    await this.transactions.connect();
     const logs = [this.stateLog, ...this.lookupLogs];
     await Promise.all(logs.map((l) => l.start()));
     await Promise.all(logs.map((l) => l.catchUp()));
@@ -155,7 +165,10 @@ export class Processor<V> {
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
       this.owned = new Set(Object.values(payload.memberAssignment).flat());
       this.assignment++;
-      this.needsCatchUp = true;
+      // Before any work of the new partitions: their transactional ids become ours (fencing the
+      // replica that had them), then the state is read to the end of what it committed.
+      this.tasksReady = this.transactions.assign(this.owned);
+      this.tasksReady.catch((err) => this.log.warn({ err }, 'could not open the tasks of the new partitions'));
       this.log.info({ partitions: [...this.owned].sort((a, b) => a - b) }, 'partitions assigned');
       // Clock work due on the new partitions (timeouts, expired holds) runs at once, not a period later.
       this.progress
@@ -225,78 +238,126 @@ export class Processor<V> {
   }
 
   /**
-   * Group commit: while one transaction commits, the work that arrives waits, and then all of it
-   * goes into the next transaction. Under load many batches share one commit; when idle, a batch
-   * is committed at once.
+   * Group commit: while transactions commit, the work that arrives waits, and then all of it goes
+   * into the next ones. Under load many batches share one commit per task; when idle, a batch is
+   * committed at once.
    */
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.inbox.length > 0) {
-        const group = this.inbox.splice(0, this.inbox.length);
-        try {
-          await this.commitGroup(group);
-          for (const work of group) work.done.resolve();
-        } catch (err) {
-          for (const work of group) work.done.reject(err);
-        }
-      }
+      while (this.inbox.length > 0) await this.commitGroup(this.inbox.splice(0, this.inbox.length));
     } finally {
       this.draining = false;
     }
   }
 
+  /**
+   * The state read to the end once per assignment, after its tasks are open: all that the
+   * partitions' previous owners committed is in, and they can commit nothing more.
+   */
   private async ensureCaughtUp(): Promise<void> {
-    if (!this.needsCatchUp) return;
+    const assignment = this.assignment;
+    if (this.caughtUpFor === assignment) return;
     await this.stateLog.catchUp();
-    this.needsCatchUp = false;
+    if (this.assignment === assignment) this.caughtUpFor = assignment;
   }
 
+  /**
+   * One transaction per task (partition number) of the group's work, committed side by side,
+   * each by its task's producers. Settles every work item: a batch with its partition's
+   * transaction, a tick once every partition it touched is done.
+   */
   private async commitGroup(group: Work<V>[]): Promise<void> {
+    try {
+      await this.tasksReady;
+      await this.ensureCaughtUp();
+    } catch (err) {
+      for (const work of group) work.done.reject(err);
+      return;
+    }
+    const tasks = new Map<number, TaskWork<V>>();
+    const taskOf = (partition: number) => {
+      let task = tasks.get(partition);
+      if (!task) tasks.set(partition, (task = { batches: [], ticks: [] }));
+      return task;
+    };
+    for (const work of group) {
+      if (work.kind === 'batch') taskOf(work.payload.batch.partition).batches.push(work.payload);
+      else for (const p of this.owned) if (work.owns(p)) taskOf(p).ticks.push(work);
+    }
+    const outcome = new Map([...tasks].map(([partition, task]) => [partition, this.commitTask(partition, task)]));
+    await Promise.all(
+      group.map(async (work) => {
+        const partitions =
+          work.kind === 'batch' ? [work.payload.batch.partition] : [...tasks.keys()].filter((p) => work.owns(p));
+        const results = await Promise.allSettled(partitions.map((p) => outcome.get(p)));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) work.done.reject(failed.reason);
+        else work.done.resolve();
+      }),
+    );
+  }
+
+  /** The transaction of one task: its batches and clock work, retried until it commits. */
+  private async commitTask(partition: number, task: TaskWork<V>): Promise<void> {
     const started = process.hrtime.bigint();
     // The last message handled of each batch: its offset is committed and resolved.
     let handledUpTo = new Map<EachBatchPayload, KafkaMessage>();
-    await retry(
-      async () => {
-        await this.ensureCaughtUp();
-        const pending = new StagedTransaction<V>(this.staging);
-        handledUpTo = new Map();
-        try {
-          for (const work of group) {
-            if (work.kind === 'tick') {
-              this.stageTick(work.tick, work.owns, pending);
-              continue;
+    try {
+      await retry(
+        async () => {
+          const pending = new StagedTransaction<V>(this.staging);
+          handledUpTo = new Map();
+          try {
+            for (const { tick, owns } of task.ticks) {
+              this.stageTick(tick, (p) => p === partition && owns(p), pending);
             }
-            const { batch, isRunning, isStale } = work.payload;
-            const topic = this.options.namer.logical(batch.topic) as SagaTopic;
-            for (const message of batch.messages) {
-              if (!isRunning() || isStale()) break;
-              await this.processMessage(topic, batch.partition, message, pending);
-              handledUpTo.set(work.payload, message);
+            for (const payload of task.batches) {
+              const { batch, isRunning, isStale } = payload;
+              const topic = this.options.namer.logical(batch.topic) as SagaTopic;
+              for (const message of batch.messages) {
+                if (!isRunning() || isStale()) break;
+                await this.processMessage(topic, partition, message, pending);
+                handledUpTo.set(payload, message);
+              }
             }
+            await this.transactions.commit(
+              partition,
+              pending.messages,
+              [...handledUpTo].map(([{ batch }, message]): ConsumedOffset => ({
+                topic: batch.topic,
+                partition,
+                offset: String(Number(message.offset) + 1),
+              })),
+            );
+          } catch (err) {
+            pending.aborted(err);
+            throw err;
           }
-          await this.transactions.commit(
-            pending.messages,
-            [...handledUpTo].map(([{ batch }, message]): ConsumedOffset => ({
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: String(Number(message.offset) + 1),
-            })),
-          );
-        } catch (err) {
-          pending.aborted(err);
-          throw err;
-        }
-        this.options.table.commit();
-        pending.committed();
-        this.options.onCommitted?.(pending.changes);
-      },
-      this.backoff,
-      (err, attempt, delayMs) => {
-        retries.inc({ operation: 'commit' });
-        this.log.warn({ err, attempt, delayMs }, 'transaction failed; retrying');
-      },
-    );
+          this.options.table.commit(pending.keys);
+          pending.committed();
+          this.options.onCommitted?.(pending.changes);
+        },
+        this.backoff,
+        (err, attempt, delayMs) => {
+          retries.inc({ operation: 'commit' });
+          this.log.warn({ err, attempt, delayMs, partition }, 'transaction failed; retrying');
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof PartitionFenced)) throw err;
+      // Its offsets stay unresolved: whoever owns the partition redoes this work from there.
+      this.log.warn({ partition, err: err.message }, 'partition taken over by another replica: its work is dropped');
+      if (this.transactions.assigned(partition)) {
+        // Ours again in the latest assignment (a replica thawed after it lost it): its task is
+        // opened anew and the state read to the end before the work is done again.
+        this.tasksReady = Promise.all([this.tasksReady, this.transactions.reopen(partition)]).then(() => undefined);
+        this.caughtUpFor = -1;
+      }
+      // Until the group has moved on, the batch comes back: not in a busy loop.
+      await sleep(200);
+      return;
+    }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     transactionDuration.observe(seconds);
     for (const [{ batch, resolveOffset }, message] of handledUpTo) {

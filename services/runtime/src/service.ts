@@ -77,7 +77,6 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     kafka,
     admin,
     namer,
-    instanceId: config.instanceId,
     log,
     table: definition.table,
     handle: definition.handle,

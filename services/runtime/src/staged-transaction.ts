@@ -32,6 +32,10 @@ export class StagedTransaction<V> {
   readonly messages = new Map<string, Message[]>();
   /** The row changes, for those who watch commits (metrics). */
   readonly changes: Array<RowChange<V>> = [];
+  /** The keys of the rows written, which become readable once it commits. */
+  get keys(): string[] {
+    return this.changes.map((c) => c.key);
+  }
   /**
    * The lookups caught up to what was committed once this work was fetched: one catch-up serves
    * every message of the group that asks for one.

@@ -66,6 +66,8 @@ export class StateTable<V> implements StateView<V> {
     return {
       row,
       undo: () => {
+        // A row committed elsewhere and read from the log since is newer than both: it stays.
+        if (this.data.get(key) !== row) return;
         this.set(key, row, previous);
         if (this.uncommitted.get(key) === previous) this.uncommitted.delete(key);
       },
@@ -92,18 +94,28 @@ export class StateTable<V> implements StateView<V> {
     });
   }
 
-  /** The batch in progress is committed: its rows become what readers see. */
-  commit(): void {
-    const keys = [...this.uncommitted.keys()];
-    this.uncommitted.clear();
-    for (const key of keys) this.wakeReaders(key);
+  /**
+   * A transaction that wrote these keys is committed: their rows become what readers see (the
+   * other tasks' transactions may still be in progress).
+   */
+  commit(keys: Iterable<string>): void {
+    for (const key of new Set(keys)) {
+      this.uncommitted.delete(key);
+      this.wakeReaders(key);
+    }
   }
 
-  /** A row read from the state topic: applied only when newer than what we hold. */
+  /**
+   * A row read from the state topic: applied when newer than what we hold, or as new as a write
+   * of ours that is not committed. That write then came too late: the row was committed by the
+   * replica that owns the partition now (ours will be refused: fenced), and it wins.
+   */
   applyFromLog(key: string, row: Row<V>): boolean {
     const current = this.data.get(key);
-    if (current && current.rev >= row.rev) return false;
+    const pending = this.uncommitted.has(key);
+    if (current && (pending ? current.rev > row.rev : current.rev >= row.rev)) return false;
     this.set(key, current, row);
+    this.uncommitted.delete(key);
     this.wakeReaders(key);
     return true;
   }

@@ -1,0 +1,29 @@
+import { coPartitionedAssignment } from './co-partitioned-assigner.js';
+
+const partitionsOf = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+test.each([1, 2, 3, 4, 5, 7])(
+  '%i members, 6 partitions of three topics: partition p of every topic to one member',
+  (count) => {
+    const members = Array.from({ length: count }, (_, i) => `member-${i}`);
+    const topics = { a: partitionsOf(6), b: partitionsOf(6), c: partitionsOf(6) };
+    const assignment = coPartitionedAssignment(members, topics);
+    const ownerOf = new Map<string, string>();
+    for (const [member, byTopic] of assignment)
+      for (const [topic, partitions] of Object.entries(byTopic))
+        for (const p of partitions) ownerOf.set(`${topic}/${p}`, member);
+    for (const p of partitionsOf(6)) {
+      const owners = new Set(['a', 'b', 'c'].map((t) => ownerOf.get(`${t}/${p}`)));
+      expect({ p, owners: owners.size }).toEqual({ p, owners: 1 });
+    }
+    expect(ownerOf.size).toBe(18); // every topic-partition assigned, once
+    // Spread evenly: no member has two partitions more than another.
+    const counts = [...assignment.values()].map((byTopic) => (byTopic.a ?? []).length);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+  },
+);
+
+test('the same members in another order get the same assignment', () => {
+  const topics = { a: partitionsOf(4) };
+  expect(coPartitionedAssignment(['y', 'x', 'z'], topics)).toEqual(coPartitionedAssignment(['z', 'x', 'y'], topics));
+});
