@@ -97,8 +97,8 @@ test("a confirmed order's hold is never voided, also when order.confirmed arrive
   await eventually('the sale', async () => ((await get('stock', '/stock/PEN')).sold === 2 ? true : undefined));
   const rows = async (topic: 'stock.state' | 'billing.state') =>
     (await stack.readTopic(topic)).filter((r) => r.key === placed.orderId).map((r) => r.json.value.status);
-  expect(await rows('stock.state')).toEqual(['reserved', 'sold']);
-  expect(await rows('billing.state')).toEqual(['authorized', 'captured']);
+  expect(await rows('stock.state')).toEqual(['reserving', 'reserved', 'sold']);
+  expect(await rows('billing.state')).toEqual(['authorizing', 'authorized', 'captured']);
 
   // order.confirmed once more, twice: nothing changes, nothing is dead-lettered.
   const [confirmation] = (await stack.readTopic('order.confirmed')).filter((r) => r.key === placed.orderId);
@@ -132,7 +132,7 @@ test('the holds no saga settled are released and voided after the hold time, onc
   expect(await metric('billing', 'ordersaga_holds_expired_total{hold="payment-authorization"}')).toBe(1);
   expect((await get('stock', '/stock/PEN')).reserved).toBe(0);
   const rows = (await stack.readTopic('stock.state')).filter((r) => r.key === ghost.reservation);
-  expect(rows.map((r) => r.json.value.status)).toEqual(['reserved', 'released']);
+  expect(rows.map((r) => r.json.value.status)).toEqual(['reserving', 'reserved', 'released']);
   // A log line names the order.
   for (const [service, orderId] of [
     ['stock', ghost.reservation],

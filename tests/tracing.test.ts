@@ -3,6 +3,7 @@
  * standard OTEL_* variables only) to a real OpenTelemetry Collector, and the trace it received is
  * checked: spans of every service and of the orchestrator, each linked to its parent across Kafka.
  */
+import { SAGA_TOPICS, type SagaTopic, type TopicSpec } from '@ordersaga/contracts';
 import { Collector, renderTrace, SpanKind, type ExportedSpan } from './support/collector.js';
 import { eventually, Stack } from './support/stack.js';
 
@@ -33,7 +34,10 @@ afterAll(async () => {
 
 const pen = { customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] };
 
-/** The first three hops, the same for every order. */
+/**
+ * The first hops, the same for every order: Stock and Billing each ask the one owner of what
+ * they decide on (the SKU, the customer) through their internal topics before they answer.
+ */
 const RESERVE_AND_CHARGE = `\
 order: POST /orders
   order: send order.placed
@@ -41,20 +45,47 @@ order: POST /orders
       order: saga orderSaga: reserveStock
         order: send stock.check.request
           stock: process stock.check.request
-            stock: send stock.checked
-              order: process stock.checked
-                order: saga orderSaga: chargePayment
-                  order: send payment.request
-                    billing: process payment.request
-                      billing: send payment.result
-                        order: process payment.result`;
+            stock: send stock.sku.reserve
+              stock: process stock.sku.reserve
+                stock: send stock.sku.reserved
+                  stock: process stock.sku.reserved
+                    stock: send stock.checked
+                      order: process stock.checked
+                        order: saga orderSaga: chargePayment
+                          order: send payment.request
+                            billing: process payment.request
+                              billing: send billing.credit.authorize
+                                billing: process billing.credit.authorize
+                                  billing: send billing.credit.authorized
+                                    billing: process billing.credit.authorized
+                                      billing: send payment.result
+                                        order: process payment.result`;
 
 const CONFIRMED = `${RESERVE_AND_CHARGE}
-                          order: saga orderSaga: confirmed
-                            order: send order.confirmed
-                              billing: process order.confirmed
-                              notification: process order.confirmed
-                              stock: process order.confirmed`;
+                                          order: saga orderSaga: confirmed
+                                            order: send order.confirmed
+                                              billing: process order.confirmed
+                                                billing: send billing.credit.capture
+                                                  billing: process billing.credit.capture
+                                              notification: process order.confirmed
+                                              stock: process order.confirmed
+                                                stock: send stock.sku.sell
+                                                  stock: process stock.sku.sell`;
+
+/** Stock's compensation and the saga's end, indented to sit at `depth` under the step that failed. */
+const released = (reason: string, depth: number) =>
+  `\
+stock: process stock.release
+  stock: send stock.released
+    order: process stock.released
+      order: saga orderSaga: failed [ERROR: ${reason}]
+        order: send order.failed
+          notification: process order.failed
+  stock: send stock.sku.release
+    stock: process stock.sku.release`
+    .split('\n')
+    .map((line) => `${'  '.repeat(depth)}${line}`)
+    .join('\n');
 
 const lines = (tree: string) => tree.split('\n').length;
 
@@ -105,7 +136,8 @@ function expectOneLinkedTrace(order: any, spans: readonly ExportedSpan[]) {
   });
 
   // Across Kafka: each message is processed in a consumer span whose parent is the producer
-  // span that sent it, from another service but for the orchestrator's own order.placed.
+  // span that sent it, in the service the topic list names as its producer, under the key it
+  // names (the orderId; the SKU or customer for the internal topics of Stock and Billing).
   for (const consumer of spans.filter((s) => s.kind === SpanKind.CONSUMER)) {
     const producer = byId.get(consumer.parentSpanId)!;
     const topic = consumer.name.replace('process ', '');
@@ -114,14 +146,16 @@ function expectOneLinkedTrace(order: any, spans: readonly ExportedSpan[]) {
       producer: `send ${topic}`,
       kind: SpanKind.PRODUCER,
     });
-    if (consumer.service !== 'ordersaga-order') expect(producer.service).not.toBe(consumer.service);
+    const spec: TopicSpec = SAGA_TOPICS[topic as SagaTopic];
+    expect(producer.service).toBe(`ordersaga-${spec.producer}`);
+    const key = spec.key === 'sku' ? 'PEN' : spec.key === 'customerId' ? order.customerId : order.orderId;
     expect(consumer.attributes).toMatchObject({
       'messaging.system': 'kafka',
       'messaging.operation.type': 'process',
       'messaging.destination.name': stack.topic(topic as any),
       'messaging.destination.partition.id': expect.stringMatching(/^\d+$/),
       'messaging.kafka.offset': expect.any(Number),
-      'messaging.kafka.message.key': order.orderId,
+      'messaging.kafka.message.key': key,
       'ordersaga.order_id': order.orderId,
       'ordersaga.correlation_id': order.correlationId,
     });
@@ -163,14 +197,9 @@ test('a declined payment: the compensation (stock.release) is in the same trace,
   const declined = { customerId: 'bob', items: [{ sku: 'PEN', quantity: 1 }] };
   const reason = 'payment declined: insufficient credit: 200 requested, 100 available';
   const tree = `${RESERVE_AND_CHARGE}
-                          order: saga orderSaga: releaseStock [ERROR: ${reason}]
-                            order: send stock.release
-                              stock: process stock.release
-                                stock: send stock.released
-                                  order: process stock.released
-                                    order: saga orderSaga: failed [ERROR: ${reason}]
-                                      order: send order.failed
-                                        notification: process order.failed`;
+                                          order: saga orderSaga: releaseStock [ERROR: ${reason}]
+                                            order: send stock.release
+${released(reason, 23)}`;
   const { order, spans } = await placeAndTrace(declined, tree);
   expect(order).toMatchObject({ status: 'FAILED', failureReason: reason });
   expect(renderTrace(spans)).toBe(tree);
@@ -207,17 +236,12 @@ test('a timeout continues the trace from the message the saga last handled', asy
   await stack.start('order', '0', { SAGA_STEP_TIMEOUT_MS: '2000' });
   const reason = 'chargePayment timed out after 2000 ms waiting for payment.result';
   // Up to the payment request as always; then no reply, and the clock's compensation.
-  const untilPaymentRequest = RESERVE_AND_CHARGE.split('\n').slice(0, 10).join('\n');
+  const untilPaymentRequest = RESERVE_AND_CHARGE.split('\n').slice(0, 14).join('\n');
   const tree = `${untilPaymentRequest}
-                order: saga orderSaga: releaseStock [ERROR: ${reason}]
-                  order: send payment.cancel
-                  order: send stock.release
-                    stock: process stock.release
-                      stock: send stock.released
-                        order: process stock.released
-                          order: saga orderSaga: failed [ERROR: ${reason}]
-                            order: send order.failed
-                              notification: process order.failed`;
+                        order: saga orderSaga: releaseStock [ERROR: ${reason}]
+                          order: send payment.cancel
+                          order: send stock.release
+${released(reason, 14)}`;
   const { order, spans } = await placeAndTrace(pen, tree);
   expect(order).toMatchObject({ status: 'FAILED', failureReason: reason });
   expect(renderTrace(spans)).toBe(tree);

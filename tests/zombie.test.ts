@@ -16,6 +16,14 @@ const world: World = {
   accounts: { alice: 1_000_000_000 },
 };
 
+const worldStack = () =>
+  new Stack({
+    env: {
+      stock: { STOCK_CATALOG: JSON.stringify(world.catalog) },
+      billing: { BILLING_ACCOUNTS: JSON.stringify(world.accounts) },
+    },
+  });
+
 function logOf(stack: Stack, name: string): any[] {
   return readFileSync(join(stack.logDir, `${name}.log`), 'utf8')
     .split('\n')
@@ -101,12 +109,7 @@ async function freezeUntilTakenOver(
 }
 
 describe('a stock replica frozen mid-work, its partitions taken over by the other replica', () => {
-  const stack = new Stack({
-    env: {
-      stock: { STOCK_CATALOG: JSON.stringify(world.catalog) },
-      billing: { BILLING_ACCOUNTS: JSON.stringify(world.accounts) },
-    },
-  });
+  const stack = worldStack();
   afterAll(() => stack.stopAll());
 
   test('thawed, it commits nothing and doubles nothing', async () => {
@@ -121,12 +124,7 @@ describe('a stock replica frozen mid-work, its partitions taken over by the othe
 });
 
 describe('a stock replica frozen mid-work, replaced by a replica under a new name', () => {
-  const stack = new Stack({
-    env: {
-      stock: { STOCK_CATALOG: JSON.stringify(world.catalog) },
-      billing: { BILLING_ACCOUNTS: JSON.stringify(world.accounts) },
-    },
-  });
+  const stack = worldStack();
   afterAll(() => stack.stopAll());
 
   test('thawed, it commits nothing and doubles nothing', async () => {

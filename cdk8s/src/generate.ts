@@ -138,7 +138,7 @@ function readme(text: string): string {
   const topicRows = (Object.entries({ ...SAGA_TOPICS, ...STATE_TOPICS }) as Array<[string, TopicSpec]>).map(
     ([name, spec]) => {
       const to = [...spec.consumers, ...(spec.readers ?? []).map((reader) => `${reader} (lookup)`)];
-      return `| \`${name}\` | ${spec.producer} | ${to.join(', ')} | ${spec.description} |`;
+      return `| \`${name}\` | ${spec.key ?? 'orderId'} | ${spec.producer} | ${to.join(', ')} | ${spec.description} |`;
     },
   );
   const table = (head: string, rows: string[]) => `${head}\n${rows.join('\n')}\n`;
@@ -153,7 +153,7 @@ function readme(text: string): string {
     out,
     'README.md',
     'topics',
-    table('| topic | from | to | what |\n|---|---|---|---|', topicRows),
+    table('| topic | key | from | to | what |\n|---|---|---|---|---|', topicRows),
     '<!--',
   );
   return out;

@@ -39,7 +39,7 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
   });
   for (const level of levels) {
     expect(level.initial).toBe(world.catalog[level.sku]!.quantity);
-    expect(level.available + level.reserved + level.sold).toBe(level.initial);
+    expect(level.available + level.reserved + level.sold).toBe(level.initial + level.restocked);
     expect({ sku: level.sku, sold: level.sold }).toEqual({ sku: level.sku, sold: soldBySku.get(level.sku) ?? 0 });
   }
 

@@ -1,6 +1,15 @@
 /**
- * Billing: one payment row per order (`billing.state`, keyed by orderId); what a customer has
- * spent and has on hold is derived from the rows, so credit stays exact after any replay.
+ * Billing: a customer's credit is decided by its one owner, whatever the number of replicas.
+ *
+ * Two kinds of rows share `billing.state`, each on the partition of the messages that change it:
+ *
+ * - per customer (key `customer:<id>`, on the partition of the customerId): its credit — seeded,
+ *   topped up, charged, held — beside a row per order it answered (`hold:<id>:<orderId>`) and
+ *   per top-up. Only the replica that owns that partition decides on them (the `billing.credit.*` topics are keyed by customerId), so
+ *   two orders can never both spend the last euro: available = credit + toppedUp - charged -
+ *   held, never below zero.
+ * - per order (key orderId, on the saga's partition): the payment, as the saga knows it. A
+ *   `payment.request` goes to the customer's owner; its answer becomes the `payment.result`.
  *
  * A payment is authorized first (a hold on the customer's credit) and captured only by
  * `order.confirmed`. A `payment.cancel` voids the authorization, and one that is neither
@@ -8,26 +17,59 @@
  * saga follows up (a bug, a replay, a foreign writer) never takes money.
  */
 import {
+  keyedBy,
   reply,
   type AnyEnvelope,
   type Decision,
+  type Envelope,
   type HandlerContext,
   type HoldRules,
-  type StateTable,
   type StateView,
 } from '@ordersaga/runtime';
 
 /** Credit per customer, in cents. */
 export type Accounts = Readonly<Record<string, number>>;
 
+/** A customer's credit, kept by its owner: a row of constant size, whatever the history. */
+export interface CustomerCredit {
+  readonly kind: 'customer';
+  readonly customerId: string;
+  readonly credit: number;
+  readonly toppedUp: number;
+  readonly charged: number;
+  /** Authorized for orders, until captured or voided. */
+  readonly held: number;
+  readonly at: string;
+}
+
 /**
- * authorized: held, not taken; captured: taken (final); declined: refused; voided: an
- * authorization given back (cancelled by the saga, or its hold expired); cancelled: the saga
- * cancelled before the request arrived, so the request, when it comes, is refused.
+ * What a customer's owner did for one order (key `hold:<customerId>:<orderId>`, on the
+ * customer's partition): a request, a void or a capture sent again finds it and changes nothing.
  */
-export type PaymentStatus = 'authorized' | 'captured' | 'declined' | 'voided' | 'cancelled';
+export interface CreditHold {
+  readonly kind: 'hold';
+  readonly status: 'held' | 'refused' | 'voided' | 'captured';
+  readonly amount: number;
+  readonly at: string;
+}
+
+/** A top-up applied (key `top-up:<customerId>:<topUpId>`): the same id adds nothing again. */
+export interface TopUp {
+  readonly kind: 'top-up';
+  readonly amount: number;
+  readonly at: string;
+}
+
+/**
+ * authorizing: asked of the customer's owner; authorized: held, not taken; captured: taken
+ * (final); declined: refused; voided: an authorization given back (cancelled by the saga, or
+ * its hold expired); cancelled: the saga cancelled before the request arrived, so the request,
+ * when it comes, is refused.
+ */
+export type PaymentStatus = 'authorizing' | 'authorized' | 'captured' | 'declined' | 'voided' | 'cancelled';
 
 export interface Payment {
+  readonly kind: 'order';
   readonly status: PaymentStatus;
   readonly customerId: string;
   readonly amount: number;
@@ -38,9 +80,12 @@ export interface Payment {
   readonly heldUntil?: number;
 }
 
+export type BillingRow = CustomerCredit | CreditHold | TopUp | Payment;
+
 export interface AccountView {
   readonly customerId: string;
   readonly credit: number;
+  readonly toppedUp: number;
   /** Authorized and not yet captured. */
   readonly held: number;
   /** Captured. */
@@ -48,47 +93,59 @@ export interface AccountView {
   readonly available: number;
 }
 
-/** Amounts held and charged per customer, following every row change. */
-export class Ledger {
-  private readonly held = new Map<string, number>();
-  private readonly charged = new Map<string, number>();
+export const customerKey = (customerId: string) => `customer:${customerId}`;
+const holdKey = (customerId: string, orderId: string) => `hold:${customerId}:${orderId}`;
+const topUpKey = (customerId: string, topUpId: string) => `top-up:${customerId}:${topUpId}`;
 
-  constructor(
-    private readonly accounts: Accounts,
-    table: StateTable<Payment>,
-  ) {
-    table.onChange((_orderId, previous, next) => {
-      if (previous) this.count(previous, -1);
-      if (next) this.count(next, +1);
-    });
-  }
+/** A row by key: the handler's view, or what is committed (for reads over HTTP). */
+export type RowOf = (key: string) => BillingRow | undefined;
 
-  private count(payment: Payment, sign: 1 | -1): void {
-    const bucket =
-      payment.status === 'authorized' ? this.held : payment.status === 'captured' ? this.charged : undefined;
-    bucket?.set(payment.customerId, (bucket.get(payment.customerId) ?? 0) + sign * payment.amount);
-  }
-
-  account(customerId: string): AccountView | undefined {
-    const credit = this.accounts[customerId];
-    if (credit === undefined) return undefined;
-    const held = this.held.get(customerId) ?? 0;
-    const charged = this.charged.get(customerId) ?? 0;
-    return { customerId, credit, held, charged, available: credit - held - charged };
-  }
-
-  all(): AccountView[] {
-    return Object.keys(this.accounts).map((id) => this.account(id)!);
-  }
+/** What the owner of a customer knows of its credit: its row, or its seed before the first change. */
+export function creditOf(customerId: string, rowOf: RowOf, accounts: Accounts): CustomerCredit | undefined {
+  const row = rowOf(customerKey(customerId));
+  if (row?.kind === 'customer') return row;
+  if (!Object.hasOwn(accounts, customerId)) return undefined;
+  return {
+    kind: 'customer',
+    customerId,
+    credit: accounts[customerId]!,
+    toppedUp: 0,
+    charged: 0,
+    held: 0,
+    at: '',
+  };
 }
 
+export function accountOf(row: CustomerCredit): AccountView {
+  const { customerId, credit, toppedUp, charged, held } = row;
+  return { customerId, credit, toppedUp, held, charged, available: credit + toppedUp - charged - held };
+}
+
+/** Every seeded customer's account (a top-up adds credit, not customers). */
+export function accounts(rowOf: RowOf, seeds: Accounts): AccountView[] {
+  return Object.keys(seeds).map((id) => accountOf(creditOf(id, rowOf, seeds)!));
+}
+
+const isPayment = (row: BillingRow | undefined): row is Payment => row?.kind === 'order';
+
 /** How an authorization nobody settles is voided: what the runtime's holdExpiry needs to know. */
-export function authorizationHold(holdMs: number): HoldRules<Payment> {
+export function authorizationHold(holdMs: number): HoldRules<BillingRow> {
   return {
     name: 'payment-authorization',
     holdMs,
-    heldUntil: (p) => (p.status === 'authorized' ? (p.heldUntil ?? 0) : undefined),
-    expire: (p, reason, now) => settle(p, 'voided', now, reason),
+    heldUntil: (p) => (isPayment(p) && p.status === 'authorized' ? (p.heldUntil ?? 0) : undefined),
+    expire: (p, reason, now) => settle(p as Payment, 'voided', now, reason),
+    giveBack: (orderId, p, _reason, now) => [
+      keyedBy(
+        reply(
+          { id: `expired-${orderId}`, orderId, correlationId: orderId },
+          'billing.credit.void',
+          { customerId: (p as Payment).customerId },
+          now,
+        ),
+        (p as Payment).customerId,
+      ),
+    ],
     settledBy: ['order.confirmed'],
   };
 }
@@ -99,31 +156,50 @@ function settle(payment: Payment, status: 'captured' | 'voided', now: Date, reas
   return { ...rest, status, ...(reason ? { reason } : {}), at: now.toISOString() };
 }
 
-export function createBillingHandler(ledger: Ledger, holdMs: number) {
-  return (message: AnyEnvelope, state: StateView<Payment>, { now }: HandlerContext): Decision<Payment> => {
-    const existing = state.get(message.orderId);
-    const at = now.toISOString();
+type Answer = Envelope<'billing.credit.authorized'>['payload'];
 
+export function createBillingHandler(seeds: Accounts, holdMs: number) {
+  /** The order side: the request to the customer's owner out, its answer to the saga. */
+  const forOrder = (message: AnyEnvelope, existing: Payment | undefined, now: Date): Decision<BillingRow> => {
+    const at = now.toISOString();
+    const toCustomer = (type: 'billing.credit.void' | 'billing.credit.capture', customerId: string) =>
+      keyedBy(reply(message, type, { customerId }, now), customerId);
     switch (message.type) {
       case 'payment.request': {
         // Seen before (duplicate), or cancelled before it arrived: never authorize twice or late.
         if (existing) return {};
         const { customerId, amount, expiresAt } = message.payload;
-        const decline = (reason: string): Decision<Payment> => ({
-          put: [[message.orderId, { status: 'declined', customerId, amount, reason, at }]],
-          send: [reply(message, 'payment.result', { result: 'declined', reason }, now)],
-        });
-        if (now.getTime() > expiresAt) return decline('payment request expired: the saga stopped waiting for it');
-        const account = ledger.account(customerId);
-        if (!account) return decline(`unknown customer ${customerId}`);
-        if (account.available < amount) {
-          return decline(`insufficient credit: ${amount} requested, ${account.available} available`);
+        if (now.getTime() > expiresAt) {
+          const reason = 'payment request expired: the saga stopped waiting for it';
+          return {
+            put: [[message.orderId, { kind: 'order', status: 'declined', customerId, amount, reason, at }]],
+            send: [reply(message, 'payment.result', { result: 'declined', reason }, now)],
+          };
         }
-        const paymentId = `pay-${message.orderId}`;
-        const heldUntil = now.getTime() + holdMs;
         return {
-          put: [[message.orderId, { status: 'authorized', customerId, amount, paymentId, at, heldUntil }]],
-          send: [reply(message, 'payment.result', { result: 'approved', paymentId, amount }, now)],
+          put: [[message.orderId, { kind: 'order', status: 'authorizing', customerId, amount, at }]],
+          send: [keyedBy(reply(message, 'billing.credit.authorize', { customerId, amount }, now), customerId)],
+        };
+      }
+
+      case 'billing.credit.authorized': {
+        // Voided while it was authorizing: the void follows the request to the customer's owner.
+        if (existing?.status !== 'authorizing') return {};
+        const answer: Answer = message.payload;
+        if (answer.result === 'declined') {
+          return {
+            put: [[message.orderId, { ...existing, status: 'declined', reason: answer.reason, at }]],
+            send: [reply(message, 'payment.result', answer, now)],
+          };
+        }
+        return {
+          put: [
+            [
+              message.orderId,
+              { ...existing, status: 'authorized', paymentId: answer.paymentId, at, heldUntil: now.getTime() + holdMs },
+            ],
+          ],
+          send: [reply(message, 'payment.result', answer, now)],
         };
       }
 
@@ -131,13 +207,18 @@ export function createBillingHandler(ledger: Ledger, holdMs: number) {
         const { reason } = message.payload;
         if (!existing) {
           // Cancelled before requested: the request, when it comes, finds this row and is refused.
-          return { put: [[message.orderId, { status: 'cancelled', customerId: '', amount: 0, reason, at }]] };
+          return {
+            put: [[message.orderId, { kind: 'order', status: 'cancelled', customerId: '', amount: 0, reason, at }]],
+          };
         }
         if (existing.status === 'captured') {
           throw new Error(`order ${message.orderId} is confirmed and its payment captured; it cannot be cancelled`);
         }
-        if (existing.status !== 'authorized') return {};
-        return { put: [[message.orderId, settle(existing, 'voided', now, reason)]] };
+        if (existing.status !== 'authorized' && existing.status !== 'authorizing') return {};
+        return {
+          put: [[message.orderId, settle(existing, 'voided', now, reason)]],
+          send: [toCustomer('billing.credit.void', existing.customerId)],
+        };
       }
 
       case 'order.confirmed': {
@@ -147,11 +228,86 @@ export function createBillingHandler(ledger: Ledger, holdMs: number) {
             `order ${message.orderId} confirmed but its payment is ${existing?.status ?? 'not authorized'}`,
           );
         }
-        return { put: [[message.orderId, settle(existing, 'captured', now)]] };
+        return {
+          put: [[message.orderId, settle(existing, 'captured', now)]],
+          send: [toCustomer('billing.credit.capture', existing.customerId)],
+        };
       }
 
       default:
-        throw new Error(`billing does not handle ${message.type}`);
+        throw new Error(`billing does not handle ${message.type} for an order`);
     }
+  };
+
+  /** The customer side: the one owner of the customer's partition decides on its credit. */
+  const forCustomer = (message: AnyEnvelope, state: StateView<BillingRow>, now: Date): Decision<BillingRow> => {
+    const at = now.toISOString();
+    const { customerId } = message.payload as { customerId: string };
+    const credit = creditOf(customerId, (key) => state.get(key), seeds);
+    const hold = state.get(holdKey(customerId, message.orderId)) as CreditHold | undefined;
+    const creditRow = (next: CustomerCredit): [string, BillingRow] => [customerKey(customerId), { ...next, at }];
+    const holdRow = (status: CreditHold['status'], amount: number): [string, BillingRow] => [
+      holdKey(customerId, message.orderId),
+      { kind: 'hold', status, amount, at },
+    ];
+    switch (message.type) {
+      case 'billing.credit.authorize': {
+        // Answered once already (a duplicate request): its answer went out with its row.
+        if (hold) return {};
+        const { amount } = message.payload;
+        const answer = (payload: Answer) =>
+          keyedBy(reply(message, 'billing.credit.authorized', payload, now), message.orderId);
+        const refuse = (reason: string): Decision<BillingRow> => ({
+          put: [holdRow('refused', amount)],
+          send: [answer({ result: 'declined', reason })],
+        });
+        if (!credit) return refuse(`unknown customer ${customerId}`);
+        const { available } = accountOf(credit);
+        if (available < amount) return refuse(`insufficient credit: ${amount} requested, ${available} available`);
+        return {
+          put: [creditRow({ ...credit, held: credit.held + amount }), holdRow('held', amount)],
+          send: [answer({ result: 'approved', paymentId: `pay-${message.orderId}`, amount })],
+        };
+      }
+
+      case 'billing.credit.void': {
+        // Never asked: a tombstone, so that a request sent after all holds nothing.
+        if (!hold) return { put: [holdRow('voided', 0)] };
+        if (hold.status !== 'held' || !credit) return {};
+        return { put: [creditRow({ ...credit, held: credit.held - hold.amount }), holdRow('voided', hold.amount)] };
+      }
+
+      case 'billing.credit.capture': {
+        if (hold?.status !== 'held' || !credit) return {};
+        const captured = { ...credit, held: credit.held - hold.amount, charged: credit.charged + hold.amount };
+        return { put: [creditRow(captured), holdRow('captured', hold.amount)] };
+      }
+
+      case 'billing.credit.top-up': {
+        if (!credit) throw new Error(`top-up of ${customerId}, who has no account`);
+        const { amount, topUpId } = message.payload;
+        if (state.get(topUpKey(customerId, topUpId))) return {};
+        return {
+          put: [
+            creditRow({ ...credit, toppedUp: credit.toppedUp + amount }),
+            [topUpKey(customerId, topUpId), { kind: 'top-up', amount, at }],
+          ],
+        };
+      }
+
+      default:
+        throw new Error(`billing does not handle ${message.type} for a customer`);
+    }
+  };
+
+  return (message: AnyEnvelope, state: StateView<BillingRow>, { now }: HandlerContext): Decision<BillingRow> => {
+    if (message.type.startsWith('billing.credit.') && message.type !== 'billing.credit.authorized') {
+      return forCustomer(message, state, now);
+    }
+    const existing = state.get(message.orderId);
+    if (existing !== undefined && !isPayment(existing)) {
+      throw new Error(`${message.orderId} names a customer's row, not an order's`);
+    }
+    return forOrder(message, existing, now);
   };
 }

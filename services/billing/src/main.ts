@@ -1,51 +1,96 @@
-import { Type } from '@sinclair/typebox';
+import { randomUUID } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
 import { Cents, CustomerId, serviceContract } from '@ordersaga/contracts';
 import {
   envJson,
   forbidden,
   holdTimeMs,
+  initial,
   isOperator,
+  keyedBy,
   main,
   mayActFor,
   notFound,
   runService,
   StateTable,
 } from '@ordersaga/runtime';
-import { authorizationHold, createBillingHandler, Ledger, type Accounts, type Payment } from './accounts.js';
+import {
+  accountOf,
+  accounts,
+  authorizationHold,
+  createBillingHandler,
+  creditOf,
+  type Accounts,
+  type BillingRow,
+} from './accounts.js';
 
 /** What the local run starts with when BILLING_ACCOUNTS is not set (credit in cents). */
 const DEMO_ACCOUNTS: Accounts = { alice: 100_000, bob: 1_000 };
 
+const TopUpBody = Type.Object(
+  { amount: Type.Integer({ minimum: 1, maximum: 100_000_000 }) },
+  { additionalProperties: false },
+);
+
 main(async () => {
-  const accounts = envJson('BILLING_ACCOUNTS', Type.Record(CustomerId, Cents), DEMO_ACCOUNTS);
+  const seeds = envJson('BILLING_ACCOUNTS', Type.Record(CustomerId, Cents), DEMO_ACCOUNTS);
   const holdMs = holdTimeMs();
-  const table = new StateTable<Payment>();
-  const ledger = new Ledger(accounts, table);
+  const table = new StateTable<BillingRow>();
+  const committed = (key: string) => table.getCommitted(key);
   await runService({
     contract: serviceContract('billing'),
     table,
-    handle: createBillingHandler(ledger, holdMs),
+    handle: createBillingHandler(seeds, holdMs),
     holds: authorizationHold(holdMs),
-    routes: (app) => {
+    publishes: true,
+    routes: (app, { publisher }) => {
       app.get('/accounts', async (request, reply) => {
         if (!isOperator(request)) return forbidden(reply, "every customer's account is for the operator scope only");
-        return ledger.all();
+        return accounts(committed, seeds);
       });
       app.get<{ Params: { customerId: string } }>('/accounts/:customerId', async (request, reply) => {
         if (!mayActFor(request, request.params.customerId)) {
           return forbidden(reply, `this token is not for customer ${request.params.customerId}`);
         }
-        const account = ledger.account(request.params.customerId);
-        if (!account) {
-          return notFound(reply, `unknown customer ${request.params.customerId}`);
-        }
-        return account;
+        const credit = creditOf(request.params.customerId, committed, seeds);
+        if (!credit) return notFound(reply, `unknown customer ${request.params.customerId}`);
+        return accountOf(credit);
       });
+      // Credit added through the customer's one owner; the same Idempotency-Key adds it once.
+      app.post<{
+        Params: { customerId: string };
+        Body: Static<typeof TopUpBody>;
+        Headers: { 'idempotency-key'?: string };
+      }>(
+        '/accounts/:customerId/top-up',
+        {
+          schema: {
+            body: TopUpBody,
+            headers: Type.Object({
+              'idempotency-key': Type.Optional(
+                Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
+              ),
+            }),
+          },
+        },
+        async (request, reply) => {
+          const { customerId } = request.params;
+          if (!isOperator(request)) return forbidden(reply, 'topping up an account is for the operator scope only');
+          if (!creditOf(customerId, committed, seeds)) return notFound(reply, `unknown customer ${customerId}`);
+          const topUpId = request.headers['idempotency-key'] ?? randomUUID();
+          const { amount } = request.body;
+          await publisher!.publish(
+            keyedBy(
+              initial('billing.credit.top-up', topUpId, { customerId, amount, topUpId }, new Date(), request.id),
+              customerId,
+            ),
+          );
+          return reply.code(202).send({ customerId, amount, topUpId });
+        },
+      );
       app.get<{ Params: { orderId: string } }>('/payments/:orderId', async (request, reply) => {
-        const payment = table.getCommitted(request.params.orderId);
-        if (!payment) {
-          return notFound(reply, `no payment for ${request.params.orderId}`);
-        }
+        const payment = committed(request.params.orderId);
+        if (payment?.kind !== 'order') return notFound(reply, `no payment for ${request.params.orderId}`);
         if (!mayActFor(request, payment.customerId)) {
           return forbidden(reply, `payment ${request.params.orderId} is not this token's customer's`);
         }

@@ -51,7 +51,7 @@ export const COMPONENTS = {
     ingress: 'metrics-only',
     egress: [],
     sagaSettings: ['holdTimeMs'],
-    endpoints: ['GET /stock', 'GET /stock/:sku'],
+    endpoints: ['GET /stock', 'GET /stock/:sku', 'POST /stock/:sku/restock'],
   },
   billing: {
     description: 'Payments against customer credit',
@@ -61,7 +61,7 @@ export const COMPONENTS = {
     ingress: 'metrics-only',
     egress: [],
     sagaSettings: ['holdTimeMs'],
-    endpoints: ['GET /accounts', 'GET /accounts/:customerId', 'GET /payments/:orderId'],
+    endpoints: ['GET /accounts', 'GET /accounts/:customerId', 'POST /accounts/:customerId/top-up', 'GET /payments/:orderId'],
   },
   notification: {
     description: 'Tells customers how their orders ended',

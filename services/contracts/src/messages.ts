@@ -73,6 +73,24 @@ export const PAYLOADS = {
       { additionalProperties: false },
     ),
   ]),
+  'stock.sku.reserve': Type.Object(
+    { sku: Sku, quantity: Type.Integer({ minimum: 1 }) },
+    { additionalProperties: false },
+  ),
+  'stock.sku.reserved': Type.Union([
+    Type.Object({ sku: Sku, result: Type.Literal('reserved'), unitPrice: Cents }, { additionalProperties: false }),
+    Type.Object(
+      { sku: Sku, result: Type.Literal('insufficient'), requested: Type.Integer(), available: Type.Integer() },
+      { additionalProperties: false },
+    ),
+    Type.Object({ sku: Sku, result: Type.Literal('unknown-sku') }, { additionalProperties: false }),
+  ]),
+  'stock.sku.release': Type.Object({ sku: Sku }, { additionalProperties: false }),
+  'stock.sku.sell': Type.Object({ sku: Sku }, { additionalProperties: false }),
+  'stock.sku.restock': Type.Object(
+    { sku: Sku, quantity: Type.Integer({ minimum: 1, maximum: 1_000_000 }), restockId: Id },
+    { additionalProperties: false },
+  ),
   'stock.release': Type.Object({ reason: Reason }, { additionalProperties: false }),
   'stock.released': Type.Object({ released: Type.Array(OrderItem), reason: Reason }, { additionalProperties: false }),
   'payment.request': Type.Object(
@@ -88,6 +106,17 @@ export const PAYLOADS = {
     Type.Object({ result: Type.Literal('approved'), paymentId: Id, amount: Cents }, { additionalProperties: false }),
     Type.Object({ result: Type.Literal('declined'), reason: Reason }, { additionalProperties: false }),
   ]),
+  'billing.credit.authorize': Type.Object({ customerId: CustomerId, amount: Cents }, { additionalProperties: false }),
+  'billing.credit.authorized': Type.Union([
+    Type.Object({ result: Type.Literal('approved'), paymentId: Id, amount: Cents }, { additionalProperties: false }),
+    Type.Object({ result: Type.Literal('declined'), reason: Reason }, { additionalProperties: false }),
+  ]),
+  'billing.credit.void': Type.Object({ customerId: CustomerId }, { additionalProperties: false }),
+  'billing.credit.capture': Type.Object({ customerId: CustomerId }, { additionalProperties: false }),
+  'billing.credit.top-up': Type.Object(
+    { customerId: CustomerId, amount: Type.Integer({ minimum: 1, maximum: 100_000_000 }), topUpId: Id },
+    { additionalProperties: false },
+  ),
   'payment.cancel': Type.Object({ reason: Reason }, { additionalProperties: false }),
   'order.confirmed': Type.Object(
     { customerId: CustomerId, lines: Type.Array(PricedLine), total: Cents },

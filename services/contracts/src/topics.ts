@@ -2,9 +2,11 @@
  * The one list of Kafka topics. Services, the local runner, the tests and the Kubernetes model
  * (topics, ACLs) all read it; nothing else names a topic by hand.
  *
- * Every saga topic is keyed by orderId, so one saga's messages stay ordered on one partition.
- * State topics are compacted tables keyed the same way, written in the same Kafka transaction
- * as the messages a batch produces.
+ * Saga topics are keyed by orderId, so one saga's messages stay ordered on one partition; a
+ * service's internal topics are keyed by what one owner decides on (`key`: a SKU's stock), so
+ * its requests are repartitioned to that owner, as Kafka Streams does. State topics are
+ * compacted tables whose rows live on the partition of the messages that change them, written
+ * in the same Kafka transaction as the messages a batch produces.
  */
 
 import { deadLetterTopicOf, type TopicDeclaration } from '@ordersaga/runtime';
@@ -21,6 +23,8 @@ export interface TopicSpec {
   readonly compacted?: boolean;
   /** Services that read a state topic as a lookup table (never writing it). */
   readonly readers?: readonly ServiceName[];
+  /** What its Kafka key is, when not the orderId: the one owner of that key decides. */
+  readonly key?: 'sku' | 'customerId';
 }
 
 export const SAGA_TOPICS = {
@@ -38,6 +42,35 @@ export const SAGA_TOPICS = {
     description: 'Reply: items reserved (with prices), insufficient, or a SKU not in the catalogue.',
     producer: 'stock',
     consumers: ['order'],
+  },
+  'stock.sku.reserve': {
+    description: "Internal: hold units of one SKU for an order, decided by the SKU's one owner.",
+    producer: 'stock',
+    consumers: ['stock'],
+    key: 'sku',
+  },
+  'stock.sku.reserved': {
+    description: "Internal: the SKU owner's answer to the order's reservation (held with its price, or not).",
+    producer: 'stock',
+    consumers: ['stock'],
+  },
+  'stock.sku.release': {
+    description: "Internal: give an order's units of one SKU back.",
+    producer: 'stock',
+    consumers: ['stock'],
+    key: 'sku',
+  },
+  'stock.sku.sell': {
+    description: "Internal: an order's units of one SKU are sold (confirmed).",
+    producer: 'stock',
+    consumers: ['stock'],
+    key: 'sku',
+  },
+  'stock.sku.restock': {
+    description: 'Units added to a SKU (POST /stock/:sku/restock), once per restock id.',
+    producer: 'stock',
+    consumers: ['stock'],
+    key: 'sku',
   },
   'stock.release': {
     description: 'Compensation: release what an order reserved.',
@@ -58,6 +91,35 @@ export const SAGA_TOPICS = {
     description: 'Reply: payment authorized (approved) or declined.',
     producer: 'billing',
     consumers: ['order'],
+  },
+  'billing.credit.authorize': {
+    description: "Internal: hold an amount of a customer's credit for an order, decided by the customer's one owner.",
+    producer: 'billing',
+    consumers: ['billing'],
+    key: 'customerId',
+  },
+  'billing.credit.authorized': {
+    description: "Internal: the customer owner's answer to the order's authorization (held, or declined).",
+    producer: 'billing',
+    consumers: ['billing'],
+  },
+  'billing.credit.void': {
+    description: "Internal: give an order's hold on a customer's credit back.",
+    producer: 'billing',
+    consumers: ['billing'],
+    key: 'customerId',
+  },
+  'billing.credit.capture': {
+    description: "Internal: take an order's held amount (confirmed).",
+    producer: 'billing',
+    consumers: ['billing'],
+    key: 'customerId',
+  },
+  'billing.credit.top-up': {
+    description: "Credit added to a customer's account (POST /accounts/:customerId/top-up), once per top-up id.",
+    producer: 'billing',
+    consumers: ['billing'],
+    key: 'customerId',
   },
   'payment.cancel': {
     description: 'Compensation: void the authorization of an order (whether or not its reply arrived).',
@@ -87,13 +149,15 @@ export const STATE_TOPICS = {
     readers: ['notification'],
   },
   'stock.state': {
-    description: 'Reservation (hold or sale) per order (compacted, keyed by orderId).',
+    description:
+      'Reservation per order (keyed by orderId) and units per SKU (keyed sku:<SKU>, on its owner partition), compacted.',
     producer: 'stock',
     consumers: ['stock'],
     compacted: true,
   },
   'billing.state': {
-    description: 'Payment (authorization or capture) per order (compacted, keyed by orderId).',
+    description:
+      'Payment per order (keyed by orderId) and credit per customer (keyed customer:<id>, on its owner partition), compacted.',
     producer: 'billing',
     consumers: ['billing'],
     compacted: true,

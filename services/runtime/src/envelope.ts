@@ -49,6 +49,16 @@ export class PoisonMessageError extends Error {
 export interface Outgoing<T extends SagaTopic = SagaTopic> {
   readonly topic: T;
   readonly envelope: Envelope<T>;
+  /**
+   * The Kafka key, when it is not the saga's orderId: a message re-keyed to the one owner of
+   * what it decides on (a SKU's stock, a customer's credit), as Kafka Streams repartitions.
+   */
+  readonly key?: string;
+}
+
+/** The message, sent to the partition of `key` instead of its saga's. */
+export function keyedBy<T extends SagaTopic>(out: Outgoing<T>, key: string): Outgoing<T> {
+  return { ...out, key };
 }
 
 /**

@@ -13,6 +13,7 @@ import { ConfigError, envInt } from './config.js';
 import type { Logger } from './context.js';
 import { holdsExpired } from './metrics.js';
 import type { Decision, RowChange, Tick } from './decision.js';
+import type { Outgoing } from './envelope.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic } from './contract.js';
 
@@ -38,6 +39,11 @@ export interface HoldRules<V> {
   readonly heldUntil: (value: V) => number | undefined;
   /** The row once its hold has expired (released, voided), with the reason given. */
   readonly expire: (value: V, reason: string, now: Date) => V;
+  /**
+   * What to send when it expires: to give the hold back where it is kept, when that is not the
+   * row itself (the owner of a SKU's stock, of a customer's credit).
+   */
+  readonly giveBack?: (key: string, value: V, reason: string, now: Date) => readonly Outgoing[];
   /** Topics whose messages settle a hold: expiry waits until they are processed. */
   readonly settledBy: readonly SagaTopic[];
 }
@@ -72,7 +78,11 @@ export function holdExpiry<V>(table: StateTable<V>, rules: HoldRules<V>, log: Lo
         const value = state.get(key);
         if (!row || value === undefined || !owns(row.partition)) continue;
         expiring.add(key);
-        decisions.push({ put: [[key, rules.expire(value, reason, now)]] });
+        const giveBack = rules.giveBack?.(key, value, reason, now) ?? [];
+        decisions.push({
+          put: [[key, rules.expire(value, reason, now)]],
+          ...(giveBack.length ? { send: giveBack } : {}),
+        });
       }
       return decisions;
     },

@@ -5,7 +5,7 @@ import { envelopeAttributes, newTraceparent, startProducerSpan, TRACEPARENT } fr
 
 /**
  * A saga message as a Kafka record, in a producer span of its own (ended by the sender once the
- * record is committed or acknowledged): keyed by orderId, the envelope as its value, the span's
+ * record is committed or acknowledged): keyed by orderId (or the key it was re-keyed by), the envelope as its value, the span's
  * trace context and the envelope's ids in its headers. The processor and the Publisher both send
  * their messages this way. A message that starts a saga (`startsTrace`) with no trace to continue
  * and no SDK recording gets a new trace id, so every saga has one.
@@ -16,7 +16,7 @@ export function outgoingRecord(
   { startsTrace = false } = {},
 ): { message: Message; span: Span } {
   const { span, headers } = startProducerSpan(
-    { topic: out.topic, destination, key: out.envelope.orderId },
+    { topic: out.topic, destination, key: out.key ?? out.envelope.orderId },
     envelopeAttributes(out.envelope),
   );
   if (startsTrace) headers[TRACEPARENT] ??= newTraceparent();
@@ -25,7 +25,7 @@ export function outgoingRecord(
 
 function outgoingMessage(out: Outgoing, traceHeaders: Record<string, string>): Message {
   return {
-    key: out.envelope.orderId,
+    key: out.key ?? out.envelope.orderId,
     value: encode(out.envelope),
     headers: {
       ...traceHeaders,

@@ -1,7 +1,27 @@
-import { Type } from '@sinclair/typebox';
+import { randomUUID } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
 import { Cents, serviceContract, Sku } from '@ordersaga/contracts';
-import { envJson, holdTimeMs, main, notFound, runService, StateTable } from '@ordersaga/runtime';
-import { createStockHandler, Levels, reservationHold, type Catalog, type Reservation } from './inventory.js';
+import {
+  envJson,
+  forbidden,
+  holdTimeMs,
+  initial,
+  isOperator,
+  keyedBy,
+  main,
+  notFound,
+  runService,
+  StateTable,
+} from '@ordersaga/runtime';
+import {
+  createStockHandler,
+  levelOf,
+  levels,
+  reservationHold,
+  unitsOf,
+  type Catalog,
+  type StockRow,
+} from './inventory.js';
 
 /** What the local run starts with when STOCK_CATALOG is not set. */
 const DEMO_CATALOG: Catalog = {
@@ -9,6 +29,11 @@ const DEMO_CATALOG: Catalog = {
   'MOUSE-01': { quantity: 200, price: 1_990 },
   'SCREEN-27': { quantity: 5, price: 24_900 },
 };
+
+const RestockBody = Type.Object(
+  { quantity: Type.Integer({ minimum: 1, maximum: 1_000_000 }) },
+  { additionalProperties: false },
+);
 
 main(async () => {
   const catalog = envJson(
@@ -20,22 +45,46 @@ main(async () => {
     DEMO_CATALOG,
   );
   const holdMs = holdTimeMs();
-  const table = new StateTable<Reservation>();
-  const levels = new Levels(catalog, table);
+  const table = new StateTable<StockRow>();
+  const committed = (key: string) => table.getCommitted(key);
   await runService({
     contract: serviceContract('stock'),
     table,
-    handle: createStockHandler(levels, holdMs),
+    handle: createStockHandler(catalog, holdMs),
     holds: reservationHold(holdMs),
-    routes: (app) => {
-      app.get('/stock', async () => levels.all());
+    publishes: true,
+    routes: (app, { publisher }) => {
+      app.get('/stock', async () => levels(committed, catalog));
       app.get<{ Params: { sku: string } }>('/stock/:sku', async (request, reply) => {
-        const level = levels.level(request.params.sku);
-        if (!level) {
-          return notFound(reply, `unknown sku ${request.params.sku}`);
-        }
-        return level;
+        const units = unitsOf(request.params.sku, committed, catalog);
+        if (!units) return notFound(reply, `unknown sku ${request.params.sku}`);
+        return levelOf(units);
       });
+      // Units added through the SKU's one owner; the same Idempotency-Key adds them once.
+      app.post<{ Params: { sku: string }; Body: Static<typeof RestockBody>; Headers: { 'idempotency-key'?: string } }>(
+        '/stock/:sku/restock',
+        {
+          schema: {
+            body: RestockBody,
+            headers: Type.Object({
+              'idempotency-key': Type.Optional(
+                Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
+              ),
+            }),
+          },
+        },
+        async (request, reply) => {
+          const { sku } = request.params;
+          if (!isOperator(request)) return forbidden(reply, 'restocking is for the operator scope only');
+          if (!unitsOf(sku, committed, catalog)) return notFound(reply, `unknown sku ${sku}`);
+          const restockId = request.headers['idempotency-key'] ?? randomUUID();
+          const { quantity } = request.body;
+          await publisher!.publish(
+            keyedBy(initial('stock.sku.restock', restockId, { sku, quantity, restockId }, new Date(), request.id), sku),
+          );
+          return reply.code(202).send({ sku, quantity, restockId });
+        },
+      );
     },
   });
 });

@@ -1,0 +1,116 @@
+/**
+ * Three replicas each of Stock and Billing, 300 concurrent orders on 12 partitions for one SKU
+ * with 50 units, from customers whose credit covers only some of their orders: no unit is sold
+ * or held twice and no account goes below zero — at any sample of the services' levels while it
+ * runs, and in every version the owners committed of the SKU's and the customers' rows — and
+ * the invariants hold at the end.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ServiceName } from '@ordersaga/contracts';
+import { expectInvariants, type World } from './support/invariants.js';
+import { eventually, sleep, Stack } from './support/stack.js';
+
+const UNITS = 50;
+const ORDERS = 300;
+const CUSTOMERS = Array.from({ length: 10 }, (_, i) => `c${i}`);
+// Each order costs 100: between 5 and 14 orders' worth each, 95 in all: more than the units.
+const world: World = {
+  catalog: { LAST: { quantity: UNITS, price: 100 } },
+  accounts: Object.fromEntries(CUSTOMERS.map((c, i) => [c, 100 * (5 + i)])),
+};
+const PARTITIONS = '12';
+const stack = new Stack({
+  env: {
+    order: { TOPIC_PARTITIONS: PARTITIONS },
+    stock: { TOPIC_PARTITIONS: PARTITIONS, STOCK_CATALOG: JSON.stringify(world.catalog) },
+    billing: { TOPIC_PARTITIONS: PARTITIONS, BILLING_ACCOUNTS: JSON.stringify(world.accounts) },
+    notification: { TOPIC_PARTITIONS: PARTITIONS },
+  },
+});
+afterAll(() => stack.stopAll());
+
+const REPLICAS = ['0', '1', '2'];
+
+function assigned(service: ServiceName, instance: string): number[] {
+  const lines = readFileSync(join(stack.logDir, `${service}-${instance}.log`), 'utf8').split('\n');
+  for (const line of lines.reverse()) {
+    try {
+      const entry = JSON.parse(line);
+      if (entry.msg === 'partitions assigned') return entry.partitions;
+    } catch {
+      /* not a log line */
+    }
+  }
+  return [];
+}
+
+test('300 concurrent orders, 3 Stock and 3 Billing replicas: never more sold than there is, never below zero', async () => {
+  await stack.startAll();
+  for (const service of ['stock', 'billing'] as const) {
+    await Promise.all(REPLICAS.slice(1).map((i) => stack.start(service, i)));
+    await eventually(`${service}'s 12 partitions split over three replicas`, async () =>
+      REPLICAS.every((i) => assigned(service, i).length === 4) ? true : undefined,
+    );
+  }
+
+  // Sample every replica's view while the orders run.
+  const samples = { stock: 0, accounts: 0 };
+  const breaches: string[] = [];
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      for (const i of REPLICAS) {
+        const { body: level } = await stack.http('stock', '/stock/LAST', undefined, i);
+        samples.stock++;
+        if (level.reserved + level.sold > UNITS || level.available < 0)
+          breaches.push(`stock-${i}: ${JSON.stringify(level)}`);
+        const { body: accounts } = await stack.http('billing', '/accounts', undefined, i);
+        samples.accounts++;
+        for (const account of accounts as any[])
+          if (account.available < 0) breaches.push(`billing-${i}: ${JSON.stringify(account)}`);
+      }
+      await sleep(20);
+    }
+  })();
+
+  const started = Date.now();
+  const placed = await Promise.all(
+    Array.from({ length: ORDERS }, (_, n) =>
+      stack.placeOrder({ customerId: CUSTOMERS[n % CUSTOMERS.length], items: [{ sku: 'LAST', quantity: 1 }] }),
+    ),
+  );
+  expect(placed.filter((p) => p.status !== 202)).toEqual([]);
+  const { confirmed, failed } = await expectInvariants(stack, world, 120_000);
+  const seconds = (Date.now() - started) / 1000;
+  running = false;
+  await sampler;
+
+  expect(breaches).toEqual([]);
+  expect(samples.stock).toBeGreaterThan(30);
+  expect(confirmed.length).toBeLessThanOrEqual(UNITS);
+  expect(confirmed.length + failed.length).toBe(ORDERS);
+
+  // Every version of the SKU's row its owner committed, in order: never more held and sold than
+  // there is; the peak is all of it (the first 50 requests take every unit before any is released).
+  const stockRows = (await stack.readTopic('stock.state')).filter((r) => r.key === 'sku:LAST');
+  const peak = Math.max(...stockRows.map((r) => r.json.value.held + r.json.value.sold));
+  expect(new Set(stockRows.map((r) => r.partition)).size).toBe(1); // one owner's partition
+  expect(peak).toBe(UNITS);
+  const final = stockRows.at(-1)!.json.value;
+  expect(final).toMatchObject({ held: 0, sold: confirmed.length });
+
+  // Every version of each customer's credit: never below zero, and charged exactly its confirmed orders.
+  const creditRows = (await stack.readTopic('billing.state')).filter((r) => r.key?.startsWith('customer:'));
+  for (const row of creditRows) {
+    const { credit, toppedUp, charged, held } = row.json.value;
+    expect({ key: row.key, belowZero: credit + toppedUp - charged - held < 0 }).toEqual({
+      key: row.key,
+      belowZero: false,
+    });
+  }
+  console.log(
+    `${ORDERS} orders in ${seconds.toFixed(1)} s with 3 Stock and 3 Billing replicas: ${confirmed.length} confirmed, ` +
+      `${failed.length} failed; peak held + sold ${peak} of ${UNITS}; ${samples.stock} stock samples, ${breaches.length} breaches`,
+  );
+});
