@@ -166,8 +166,10 @@ broker_pids() {
   [[ -z $found ]] || echo "$found"
 }
 
-# True when something accepts TCP connections on 127.0.0.1:$1.
+# True when something accepts TCP connections on 127.0.0.1:$1, or (where ss is installed) any
+# socket holds it: a client's ephemeral port would make the broker's bind fail.
 port_in_use() {
+  if command -v ss >/dev/null && [[ -n $(ss -Htan "sport = :$1" 2>/dev/null) ]]; then return 0; fi
   timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 

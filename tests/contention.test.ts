@@ -3,7 +3,9 @@
  * with 50 units, from customers whose credit covers only some of their orders: no unit is sold
  * or held twice and no account goes below zero — at any sample of the services' levels while it
  * runs, and in every version the owners committed of the SKU's and the customers' rows — and
- * the invariants hold at the end.
+ * the invariants hold at the end. Then stock and credit are added through their owners (once per
+ * Idempotency-Key, and once under a duplicated record), and the SKU's owner is SIGKILLed in the
+ * middle of more orders: its keys move to another replica, and no reservation is lost or doubled.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -113,4 +115,73 @@ test('300 concurrent orders, 3 Stock and 3 Billing replicas: never more sold tha
     `${ORDERS} orders in ${seconds.toFixed(1)} s with 3 Stock and 3 Billing replicas: ${confirmed.length} confirmed, ` +
       `${failed.length} failed; peak held + sold ${peak} of ${UNITS}; ${samples.stock} stock samples, ${breaches.length} breaches`,
   );
+});
+
+test("restocked and topped up once per key, then the SKU's owner SIGKILLed mid-run: its keys move, nothing lost or doubled", async () => {
+  // Stock and credit added through their owners: the same Idempotency-Key adds once, whichever
+  // replica is asked, and a duplicate of the record on the topic adds nothing either.
+  const ops = { 'content-type': 'application/json', 'idempotency-key': 'restock-1' };
+  for (const i of ['0', '1']) {
+    const answer = await stack.http(
+      'stock',
+      '/stock/LAST/restock',
+      { method: 'POST', headers: ops, body: JSON.stringify({ quantity: 40 }) },
+      i,
+    );
+    expect(answer.status).toBe(202);
+  }
+  for (const customerId of CUSTOMERS) {
+    const headers = { 'content-type': 'application/json', 'idempotency-key': `top-up-${customerId}` };
+    for (const i of ['1', '2'])
+      await stack.http(
+        'billing',
+        `/accounts/${customerId}/top-up`,
+        { method: 'POST', headers, body: JSON.stringify({ amount: 500 }) },
+        i,
+      );
+  }
+  const restocks = await stack.readTopic('stock.sku.restock');
+  await stack.produce(
+    'stock.sku.restock',
+    restocks.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+  );
+  const level = await eventually('the restock', async () => {
+    const { body } = await stack.http('stock', '/stock/LAST');
+    return body.restocked > 0 ? body : undefined;
+  });
+  await sleep(2_000); // the duplicates, had they counted, would have by now
+  const after = (await stack.http('stock', '/stock/LAST')).body;
+  expect(after).toMatchObject({ restocked: 40, reserved: 0 });
+  expect(after.available).toBe(UNITS + 40 - after.sold);
+  expect(level.restocked).toBe(40);
+  const account = await eventually('the top-ups', async () => {
+    const { body } = await stack.http('billing', '/accounts/c0');
+    return body.toppedUp > 0 ? body : undefined;
+  });
+  expect(account.toppedUp).toBe(500);
+
+  // The replica that owns the SKU's partition dies in the middle of 120 orders for 40 units.
+  const skuPartition = (await stack.readTopic('stock.state')).find((r) => r.key === 'sku:LAST')!.partition;
+  const owner = REPLICAS.find((i) => assigned('stock', i).includes(skuPartition))!;
+  const orders = Promise.all(
+    Array.from({ length: 120 }, (_, n) =>
+      stack.placeOrder({ customerId: CUSTOMERS[n % CUSTOMERS.length], items: [{ sku: 'LAST', quantity: 1 }] }),
+    ),
+  );
+  await sleep(300);
+  await stack.stop('stock', owner, 'SIGKILL');
+  expect((await orders).filter((p) => p.status !== 202)).toEqual([]);
+  await eventually("the SKU's partition to have a new owner", async () =>
+    REPLICAS.some((i) => i !== owner && assigned('stock', i).includes(skuPartition)) ? true : undefined,
+  );
+  await stack.start('stock', owner);
+
+  const restockedWorld: World = { ...world, catalog: { LAST: { quantity: UNITS, price: 100 } } };
+  const { confirmed } = await expectInvariants(stack, restockedWorld, 120_000);
+  const stockRows = (await stack.readTopic('stock.state')).filter((r) => r.key === 'sku:LAST');
+  expect(Math.max(...stockRows.map((r) => r.json.value.held + r.json.value.sold))).toBeLessThanOrEqual(UNITS + 40);
+  expect(stockRows.at(-1)!.json.value).toMatchObject({ held: 0, sold: confirmed.length, restocked: 40 });
+  // Each order answered once by the SKU's owner: no reservation doubled across the takeover.
+  const answers = (await stack.readTopic('stock.sku.reserved')).map((r) => r.key);
+  expect(answers.length).toBe(new Set(answers).size);
 });

@@ -21,7 +21,8 @@ const kafkaSh = (command: string) =>
     env: {
       ...process.env,
       KAFKA_DATA_DIR: dataDir,
-      KAFKA_PORT: '39300',
+      // Below the ephemeral range (32768 and up): no client's port is in the way.
+      KAFKA_PORT: '29300',
       KAFKA_TLS: '1',
       KAFKA_SCRAM_USERS: SERVICE_NAMES.map((s) => `${s}:${password(s)}`).join(','),
     },
