@@ -1,3 +1,4 @@
+import { internalTopicsOf } from '@ordersaga/contracts';
 import { StateTable } from '@ordersaga/runtime';
 import { loopback, message as msg, NOW as now, runner } from '../../../tests/support/handlers.js';
 import { accountOf, authorizationHold, createBillingHandler, creditOf, type BillingRow } from './accounts.js';
@@ -10,7 +11,7 @@ const SEEDS = { alice: 1_000 };
 function setup() {
   const table = new StateTable<BillingRow>();
   const run = runner(createBillingHandler(SEEDS, HOLD_MS), table);
-  const handle = loopback(run, (topic) => topic.startsWith('billing.credit.'));
+  const handle = loopback(run, (topic) => internalTopicsOf('billing').includes(topic));
   const account = (customerId: string) => accountOf(creditOf(customerId, (key) => table.get(key), SEEDS)!);
   return { table, run, handle, account };
 }

@@ -16,6 +16,7 @@
  * captured nor voided within the hold time is voided by the clock (holdExpiry): a request no
  * saga follows up (a bug, a replay, a foreign writer) never takes money.
  */
+import { ownerKeyOf } from '@ordersaga/contracts';
 import {
   keyedBy,
   reply,
@@ -301,7 +302,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
   };
 
   return (message: AnyEnvelope, state: StateView<BillingRow>, { now }: HandlerContext): Decision<BillingRow> => {
-    if (message.type.startsWith('billing.credit.') && message.type !== 'billing.credit.authorized') {
+    if (ownerKeyOf(message.type) === 'customerId') {
       return forCustomer(message, state, now);
     }
     const existing = state.get(message.orderId);

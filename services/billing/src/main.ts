@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import { Cents, CustomerId, serviceContract } from '@ordersaga/contracts';
+import { Cents, CommandHeaders, commandIdOf, CustomerId, serviceContract } from '@ordersaga/contracts';
 import {
   envJson,
   forbidden,
@@ -60,24 +59,20 @@ main(async () => {
       app.post<{
         Params: { customerId: string };
         Body: Static<typeof TopUpBody>;
-        Headers: { 'idempotency-key'?: string };
+        Headers: Static<typeof CommandHeaders>;
       }>(
         '/accounts/:customerId/top-up',
         {
           schema: {
             body: TopUpBody,
-            headers: Type.Object({
-              'idempotency-key': Type.Optional(
-                Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
-              ),
-            }),
+            headers: CommandHeaders,
           },
         },
         async (request, reply) => {
           const { customerId } = request.params;
           if (!isOperator(request)) return forbidden(reply, 'topping up an account is for the operator scope only');
           if (!creditOf(customerId, committed, seeds)) return notFound(reply, `unknown customer ${customerId}`);
-          const topUpId = request.headers['idempotency-key'] ?? randomUUID();
+          const topUpId = commandIdOf(request.headers);
           const { amount } = request.body;
           await publisher!.publish(
             keyedBy(

@@ -61,7 +61,12 @@ export const COMPONENTS = {
     ingress: 'metrics-only',
     egress: [],
     sagaSettings: ['holdTimeMs'],
-    endpoints: ['GET /accounts', 'GET /accounts/:customerId', 'POST /accounts/:customerId/top-up', 'GET /payments/:orderId'],
+    endpoints: [
+      'GET /accounts',
+      'GET /accounts/:customerId',
+      'POST /accounts/:customerId/top-up',
+      'GET /payments/:orderId',
+    ],
   },
   notification: {
     description: 'Tells customers how their orders ended',

@@ -4,6 +4,7 @@
  * carries them as its payload), and the Order API builds its HTTP schemas (and so its OpenAPI
  * document) from the same parts.
  */
+import { randomUUID } from 'node:crypto';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { SagaTopic } from './topics.js';
 
@@ -41,6 +42,22 @@ export const PricedLine = Type.Object(
 export type PricedLine = Static<typeof PricedLine>;
 
 const Reason = Type.String({ minLength: 1, maxLength: 500 });
+
+/** Headers of a command an operator sends an owner over HTTP (a restock, a top-up). */
+export const CommandHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 100,
+      pattern: '^[A-Za-z0-9._:-]+$',
+      description: 'The command id: sent again, it counts once',
+    }),
+  ),
+});
+
+/** The id of such a command: its Idempotency-Key, or a new one. */
+export const commandIdOf = (headers: Static<typeof CommandHeaders>): string =>
+  headers['idempotency-key'] ?? randomUUID();
 
 /** Payload schema of each saga topic; the message type is the topic name. */
 export const PAYLOADS = {

@@ -196,6 +196,16 @@ export function allTopics(partitions = DEFAULT_PARTITIONS): TopicDeclaration[] {
   ];
 }
 
+/** The key of a topic whose messages go to the one owner of what they decide on (a SKU, a customer); undefined for orderId. */
+export function ownerKeyOf(topic: SagaTopic): TopicSpec['key'] {
+  return (SAGA_TOPICS[topic] as TopicSpec).key;
+}
+
+/** A service's internal topics: those it both produces and consumes (its owner round trips). */
+export function internalTopicsOf(service: ServiceName): SagaTopic[] {
+  return topicsConsumedBy(service).filter((topic) => SAGA_TOPICS[topic].producer === service);
+}
+
 /** Topics a service consumes in its main consumer group. */
 export function topicsConsumedBy(service: ServiceName): SagaTopic[] {
   return (Object.entries(SAGA_TOPICS) as [SagaTopic, TopicSpec][])

@@ -1,3 +1,4 @@
+import { internalTopicsOf } from '@ordersaga/contracts';
 import { StateTable, type AnyEnvelope } from '@ordersaga/runtime';
 import { loopback, message as msg, NOW as now, runner } from '../../../tests/support/handlers.js';
 import { createStockHandler, levels, reservationHold, type StockRow } from './inventory.js';
@@ -9,7 +10,7 @@ const CATALOG = { INK: { quantity: 5, price: 250 }, PEN: { quantity: 1, price: 1
 function setup() {
   const table = new StateTable<StockRow>();
   const run = runner(createStockHandler(CATALOG, HOLD_MS), table);
-  const handle = loopback(run, (topic) => topic.startsWith('stock.sku.'));
+  const handle = loopback(run, (topic) => internalTopicsOf('stock').includes(topic));
   const level = (sku: string) => levels((key) => table.get(key), CATALOG).find((l) => l.sku === sku);
   return { table, run, handle, level };
 }

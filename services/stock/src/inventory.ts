@@ -17,7 +17,7 @@
  * and one that neither happens to within the hold time is released by the clock (holdExpiry),
  * so a request no saga follows up (a bug, a replay, a foreign writer) never keeps stock.
  */
-import type { OrderItem, PricedLine } from '@ordersaga/contracts';
+import { ownerKeyOf, type OrderItem, type PricedLine } from '@ordersaga/contracts';
 import {
   keyedBy,
   reply,
@@ -365,7 +365,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
   };
 
   return (message: AnyEnvelope, state: StateView<StockRow>, { now }: HandlerContext): Decision<StockRow> => {
-    if (message.type.startsWith('stock.sku.') && message.type !== 'stock.sku.reserved') {
+    if (ownerKeyOf(message.type) === 'sku') {
       return forSku(message, state, now);
     }
     const existing = state.get(message.orderId);

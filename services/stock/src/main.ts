@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import { Cents, serviceContract, Sku } from '@ordersaga/contracts';
+import { Cents, CommandHeaders, commandIdOf, serviceContract, Sku } from '@ordersaga/contracts';
 import {
   envJson,
   forbidden,
@@ -61,23 +60,19 @@ main(async () => {
         return levelOf(units);
       });
       // Units added through the SKU's one owner; the same Idempotency-Key adds them once.
-      app.post<{ Params: { sku: string }; Body: Static<typeof RestockBody>; Headers: { 'idempotency-key'?: string } }>(
+      app.post<{ Params: { sku: string }; Body: Static<typeof RestockBody>; Headers: Static<typeof CommandHeaders> }>(
         '/stock/:sku/restock',
         {
           schema: {
             body: RestockBody,
-            headers: Type.Object({
-              'idempotency-key': Type.Optional(
-                Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
-              ),
-            }),
+            headers: CommandHeaders,
           },
         },
         async (request, reply) => {
           const { sku } = request.params;
           if (!isOperator(request)) return forbidden(reply, 'restocking is for the operator scope only');
           if (!unitsOf(sku, committed, catalog)) return notFound(reply, `unknown sku ${sku}`);
-          const restockId = request.headers['idempotency-key'] ?? randomUUID();
+          const restockId = commandIdOf(request.headers);
           const { quantity } = request.body;
           await publisher!.publish(
             keyedBy(initial('stock.sku.restock', restockId, { sku, quantity, restockId }, new Date(), request.id), sku),
