@@ -116,6 +116,8 @@ export type KafkaAuthentication = (typeof KAFKA_AUTHENTICATIONS)[number];
  */
 export const KAFKA_CA_DIR = '/etc/ordersaga/kafka-ca';
 export const KAFKA_USER_DIR = '/etc/ordersaga/kafka-user';
+/** Where a service keeps its state store: an emptyDir, so a restarted container reads only the tail. */
+export const STATE_DIR = '/var/lib/ordersaga/state';
 export const kafkaClientSettings = (user: string, tls: boolean, authentication: KafkaAuthentication) => ({
   KAFKA_TLS: String(tls),
   KAFKA_TLS_CA_FILE: tls ? `${KAFKA_CA_DIR}/ca.crt` : '',
@@ -262,6 +264,8 @@ export class OrdersagaChart extends Chart {
             OTEL_RESOURCE_ATTRIBUTES: kplus.EnvValue.fromValue(
               'k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(INSTANCE_ID)',
             ),
+            // A service's state store (local disk, rebuilt from its state topic when the pod is new).
+            ...(component.kind === 'controller' ? {} : { STATE_DIR: kplus.EnvValue.fromValue(STATE_DIR) }),
             // Its KafkaUser's Secret has a password only for SCRAM.
             KAFKA_SASL_PASSWORD: kplus.EnvValue.fromSecretValue(
               { secret: kafkaUserSecret, key: 'password' },
@@ -300,6 +304,9 @@ export class OrdersagaChart extends Chart {
               }),
               readOnly: true,
             },
+            ...(component.kind === 'controller'
+              ? []
+              : [{ path: STATE_DIR, volume: kplus.Volume.fromEmptyDir(this, `${name}-state-volume`, 'state') }]),
           ],
           securityContext: {
             ensureNonRoot: true,

@@ -24,7 +24,7 @@ import {
   sagaOrderPhase,
   type SagaState,
 } from '@ordersaga/contracts';
-import { metrics as runtimeMetrics, StateTable, type Logger, type Publisher, type StateLog } from '@ordersaga/runtime';
+import { metrics as runtimeMetrics, StateTable, type Logger, type Publisher } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Kube } from './kube.js';
 import type { LeaderElector } from './leader.js';
@@ -63,7 +63,6 @@ const behind = new Gauge({
 export interface ControllerOptions {
   readonly kube: Kube;
   readonly sagas: StateTable<SagaState>;
-  readonly stateLog: StateLog<SagaState>;
   readonly placed: PlacedOrders;
   readonly publisher: Publisher;
   readonly leader: LeaderElector;

@@ -11,7 +11,7 @@ import {
   Publisher,
   runtimeConfig,
   startTelemetry,
-  StateLog,
+  Changelog,
   StateTable,
   TopicNamer,
 } from '@ordersaga/runtime';
@@ -48,7 +48,9 @@ main(async () => {
   const admin = kafka.admin();
   await connectAdmin(admin);
   const sagas = new StateTable<SagaState>();
-  const stateLog = new StateLog(kafka, admin, namer, 'order.state', sagas, 'operator', log);
+  // Every saga, in memory: the controller mirrors them all (retired ones leave as tombstones).
+  const stateTopic = namer.physical('order.state');
+  const stateLog = new Changelog(kafka, admin, stateTopic, sagas, namer.id('operator.state-reader'), log);
   const placed = new PlacedOrders(kafka, admin, namer);
   const publisher = new Publisher(kafka, namer);
   const leader = new LeaderElector(
@@ -64,7 +66,6 @@ main(async () => {
   const controller = new Controller({
     kube,
     sagas,
-    stateLog,
     placed,
     publisher,
     leader,
@@ -82,7 +83,8 @@ main(async () => {
   await publisher.connect();
   await placed.start();
   await stateLog.start();
-  await stateLog.catchUp();
+  const partitions = (await admin.fetchTopicOffsets(stateTopic)).map((o) => o.partition);
+  await stateLog.read(new Set(partitions));
   kafkaReady = true;
   leader.start();
   await controller.start();

@@ -123,6 +123,7 @@ export class Stack {
         PORT: String(port),
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
         KAFKA_SESSION_TIMEOUT_MS: '6000',
+        STATE_DIR: this.stateDir(service, instance),
         ...this.options.env?.[service],
         ...env,
       },
@@ -172,6 +173,11 @@ export class Stack {
       }),
     );
     await this.producer?.disconnect();
+  }
+
+  /** Where an instance keeps its state store (local disk, restored from the state topic). */
+  stateDir(service: Component, instance = '0'): string {
+    return join(this.logDir, 'state', `${service}-${instance}`);
   }
 
   logTail(name: string, lines = 30): string {

@@ -25,6 +25,7 @@ import {
   type Envelope,
   type HandlerContext,
   type HoldRules,
+  type RowLifecycle,
   type StateView,
 } from '@ordersaga/runtime';
 
@@ -128,6 +129,18 @@ export function accounts(rowOf: RowOf, seeds: Accounts): AccountView[] {
 }
 
 const isPayment = (row: BillingRow | undefined): row is Payment => row?.kind === 'order';
+
+/**
+ * How billing rows live and end: a payment being authorized or authorized, and a customer's hold
+ * for an order, are in flight; once final (captured, voided, declined, refused) they and the
+ * top-ups are retired after the retention; a customer's credit is kept for ever.
+ */
+export const billingLifecycle: RowLifecycle<BillingRow> = {
+  inFlight: (row) =>
+    (row.kind === 'order' && (row.status === 'authorizing' || row.status === 'authorized')) ||
+    (row.kind === 'hold' && row.status === 'held'),
+  endedAt: (row) => (row.kind === 'customer' || billingLifecycle.inFlight(row) ? undefined : Date.parse(row.at)),
+};
 
 /** How an authorization nobody settles is voided: what the runtime's holdExpiry needs to know. */
 export function authorizationHold(holdMs: number): HoldRules<BillingRow> {

@@ -1,5 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Cents, CommandHeaders, commandIdOf, CustomerId, serviceContract } from '@ordersaga/contracts';
+import {
+  Cents,
+  CommandHeaders,
+  commandIdOf,
+  CustomerId,
+  orderRetentionMs,
+  serviceContract,
+} from '@ordersaga/contracts';
 import {
   envJson,
   forbidden,
@@ -17,6 +24,7 @@ import {
   accountOf,
   accounts,
   authorizationHold,
+  billingLifecycle,
   createBillingHandler,
   creditOf,
   type Accounts,
@@ -34,13 +42,14 @@ const TopUpBody = Type.Object(
 main(async () => {
   const seeds = envJson('BILLING_ACCOUNTS', Type.Record(CustomerId, Cents), DEMO_ACCOUNTS);
   const holdMs = holdTimeMs();
-  const table = new StateTable<BillingRow>();
+  const table = new StateTable<BillingRow>(billingLifecycle);
   const committed = (key: string) => table.getCommitted(key);
   await runService({
     contract: serviceContract('billing'),
     table,
     handle: createBillingHandler(seeds, holdMs),
     holds: authorizationHold(holdMs),
+    retentionMs: orderRetentionMs(),
     publishes: true,
     routes: (app, { publisher }) => {
       app.get('/accounts', async (request, reply) => {

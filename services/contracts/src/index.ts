@@ -8,3 +8,4 @@ export * from './saga-definition.js';
 export * from './sagaorder.js';
 export * from './service-contract.js';
 export * from './topics.js';
+export * from './retention.js';

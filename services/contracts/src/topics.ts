@@ -10,6 +10,7 @@
  */
 
 import { deadLetterTopicOf, type TopicDeclaration } from '@ordersaga/runtime';
+import { DEFAULT_ORDER_RETENTION_MS } from './retention.js';
 import type { ServiceName } from './components.js';
 
 export interface TopicSpec {
@@ -185,8 +186,13 @@ export function allTopics(partitions = DEFAULT_PARTITIONS): TopicDeclaration[] {
   const state = Object.keys(STATE_TOPICS) as StateTopic[];
   return [
     ...saga.map((name) => ({ name, partitions, config: { 'cleanup.policy': 'delete' } })),
-    // State must live on the same partition number as the saga messages that change it.
-    ...state.map((name) => ({ name, partitions, config: { 'cleanup.policy': 'compact' } })),
+    // State must live on the same partition number as the saga messages that change it. A
+    // retired row's tombstone is kept as long as an order is known as retired (retention.ts).
+    ...state.map((name) => ({
+      name,
+      partitions,
+      config: { 'cleanup.policy': 'compact', 'delete.retention.ms': String(DEFAULT_ORDER_RETENTION_MS) },
+    })),
     // Dead letters are kept longer: somebody has to look at them.
     ...saga.map((name) => ({
       name: deadLetterTopicOf(name),

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { CustomerId, serviceContract, type SagaState } from '@ordersaga/contracts';
+import { CustomerId, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
 import {
   createLogger,
   envInt,
@@ -13,7 +13,7 @@ import {
   runService,
   StateTable,
 } from '@ordersaga/runtime';
-import { createNotificationHandler, type Notification, type Webhooks } from './notifier.js';
+import { createNotificationHandler, notificationLifecycle, type Notification, type Webhooks } from './notifier.js';
 import { WebhookClient } from './webhook.js';
 
 main(async () => {
@@ -28,12 +28,13 @@ main(async () => {
   });
   const webhooks: Webhooks = envJson('NOTIFICATION_WEBHOOKS', Type.Record(CustomerId, Type.String()), {});
   for (const [customerId, url] of Object.entries(webhooks)) client.checkUrl(url, `NOTIFICATION_WEBHOOKS.${customerId}`);
-  const table = new StateTable<Notification>();
+  const table = new StateTable<Notification>(notificationLifecycle);
   const sagas = new StateTable<SagaState>();
   await runService({
     contract: serviceContract('notification'),
     table,
     lookups: [{ topic: 'order.state', table: sagas }],
+    retentionMs: orderRetentionMs(),
     handle: createNotificationHandler(webhooks, client, sagas, createLogger('notification')),
     routes: (app) => {
       app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request, reply) => {

@@ -17,6 +17,7 @@ import {
   type Effect,
   type HandlerContext,
   type Logger,
+  type RowLifecycle,
   type StateView,
 } from '@ordersaga/runtime';
 import type { WebhookClient } from './webhook.js';
@@ -35,6 +36,12 @@ export interface Notification {
   /** How it is known that the order ended so: the saga's own row, as read from its state topic. */
   readonly knownFrom: { readonly topic: 'order.state'; readonly phase: 'CONFIRMED' | 'FAILED'; readonly at: string };
 }
+
+/** A notification is sent once: its story ends then, and it is retired the retention after. */
+export const notificationLifecycle: RowLifecycle<Notification> = {
+  inFlight: () => false,
+  endedAt: (notification) => Date.parse(notification.at),
+};
 
 const euros = (cents: number) => `${(cents / 100).toFixed(2)} EUR`;
 

@@ -82,6 +82,10 @@ function view(saga: SagaState): OrderView {
   };
 }
 
+/** What a read of an order retired after the retention is told. */
+const retired = (orderId: string, at: number) =>
+  `order ${orderId} was retired at ${new Date(at).toISOString()}: orders are kept for ORDER_RETENTION after they end`;
+
 const sameOrder = (order: Pick<OrderView, 'customerId' | 'items'>, customerId: string, items: readonly OrderItem[]) =>
   order.customerId === customerId && JSON.stringify(order.items) === JSON.stringify(items);
 
@@ -120,6 +124,7 @@ export async function orderApi(
           400: ErrorBody,
           401: ErrorBody,
           403: ErrorBody,
+          409: ErrorBody,
           422: ErrorBody,
           429: ErrorBody,
           503: ErrorBody,
@@ -140,6 +145,14 @@ export async function orderApi(
           message: 'Idempotency-Key was already used for a different order',
         });
       const existing = find(orderId);
+      const retiredAt = table.retiredAt(orderId);
+      if (!existing && retiredAt !== undefined) {
+        return reply.code(409).send({
+          statusCode: 409,
+          error: 'Conflict',
+          message: `${retired(orderId, retiredAt)}: this Idempotency-Key stood for it; use a new one`,
+        });
+      }
       if (existing) {
         if (!sameOrder(existing, customerId, items)) return reused();
         return reply.code(200).header('location', `/orders/${orderId}`).send(existing);
@@ -197,7 +210,11 @@ export async function orderApi(
     async (request, reply) => {
       const order = find(request.params.id);
       if (!order) {
-        return notFound(reply, `order ${request.params.id} not found`);
+        const retiredAt = table.retiredAt(request.params.id);
+        return notFound(
+          reply,
+          retiredAt === undefined ? `order ${request.params.id} not found` : retired(request.params.id, retiredAt),
+        );
       }
       if (!mayActFor(request, order.customerId)) {
         return forbidden(reply, `order ${request.params.id} is not ${request.caller!.subject}'s`);

@@ -1,12 +1,12 @@
 import swagger from '@fastify/swagger';
-import { serviceContract, type SagaState } from '@ordersaga/contracts';
+import { orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
 import { envInt, main, runService, StateTable } from '@ordersaga/runtime';
 import { orderApi } from './api.js';
-import { createOrchestrator } from './orchestrator.js';
+import { createOrchestrator, sagaLifecycle } from './orchestrator.js';
 import { observeSagaChanges, watchInFlight } from './saga-metrics.js';
 
 main(async () => {
-  const table = new StateTable<SagaState>();
+  const table = new StateTable<SagaState>(sagaLifecycle);
   const orchestrator = createOrchestrator(table, {
     stepMs: envInt('SAGA_STEP_TIMEOUT_MS', 15_000),
     compensationMs: envInt('SAGA_COMPENSATION_TIMEOUT_MS', 15_000),
@@ -17,6 +17,7 @@ main(async () => {
     table,
     handle: orchestrator.handle,
     tick: orchestrator.tick,
+    retentionMs: orderRetentionMs(),
     onCommitted: observeSagaChanges,
     publishes: true,
     routes: async (app, { publisher }) => {

@@ -12,6 +12,7 @@ import {
   type Envelope,
   type Handler,
   type HandlerContext,
+  type RowLifecycle,
   type StateTable,
   type StateView,
   type Tick,
@@ -29,6 +30,12 @@ function toDecision(transition: Transition, cause: Cause, now: Date, traceparent
     span: transition.span,
   };
 }
+
+/** A saga is in flight until it ends; it is retired the retention after it ended. */
+export const sagaLifecycle: RowLifecycle<SagaState> = {
+  inFlight: (saga) => !isTerminal(saga.phase),
+  endedAt: (saga) => (isTerminal(saga.phase) ? Date.parse(saga.updatedAt) : undefined),
+};
 
 export interface Orchestrator {
   readonly handle: Handler<SagaState>;
@@ -63,13 +70,13 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
 
   const tick: Tick<SagaState> = {
     everyMs: tickMs,
-    run: (state, owns, now) => {
+    run: (state, partitions, now) => {
       const decisions: Array<TickDecision<SagaState>> = [];
       for (const [orderId, deadline] of deadlines) {
         if (deadline > now.getTime()) continue;
         const row = table.row(orderId);
         const saga = state.get(orderId);
-        if (!row || !saga || !owns(row.partition)) continue;
+        if (!row || !saga || !partitions.has(row.partition)) continue;
         const transition = engine.onTimeout(saga, now);
         if (!transition) continue;
         const cause = { id: `timeout:${saga.step}:${orderId}`, orderId, correlationId: saga.correlationId };

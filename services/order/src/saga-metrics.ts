@@ -4,7 +4,7 @@
  * compensations, timeouts; and the sagas in flight.
  */
 import { CONFIRMED, isTerminal, ORDER_FAILURE_KINDS, orderSaga, type SagaState } from '@ordersaga/contracts';
-import { metrics, type RowChange, type StateView } from '@ordersaga/runtime';
+import { metrics, type RowChange, type StateTable } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 
 const registers = [metrics.registry];
@@ -64,6 +64,8 @@ function reasonOf(saga: SagaState): string {
 
 export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>): void {
   for (const { before, after } of changes) {
+    // A retired saga: it ended long ago, and was counted then.
+    if (!after) continue;
     if (!before) started.inc();
     // What happened in this change: the history entries it added.
     const added = after.history.slice(before?.history.length ?? 0);
@@ -87,11 +89,11 @@ export function observeSagaChanges(changes: ReadonlyArray<RowChange<SagaState>>)
 }
 
 /** Sagas not yet ended, and the age of the oldest, as this replica sees the whole table. */
-export function watchInFlight(table: StateView<SagaState>): void {
-  const inFlight = () => [...table.rows()].map(([, row]) => row.value).filter((saga) => !isTerminal(saga.phase));
+export function watchInFlight(table: StateTable<SagaState>): void {
+  const inFlight = () => [...table.inFlight()].map(([, row]) => row.value);
   new Gauge({
     name: 'ordersaga_sagas_in_flight',
-    help: 'Sagas started and not yet ended (every replica sees all of them: aggregate with max)',
+    help: 'Sagas started and not yet ended, on the partitions this replica owns (aggregate with sum)',
     registers,
     collect() {
       this.set(inFlight().length);

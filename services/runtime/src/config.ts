@@ -23,6 +23,22 @@ export function envInt(name: string, fallback: number): number {
   return value;
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: `7d`, `12h`, `30m`, `45s`, `500ms`, or a number of milliseconds; in ms. */
+export function envDuration(name: string, fallbackMs: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallbackMs;
+  const match = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
+  const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 'ms']! : NaN;
+  if (!Number.isSafeInteger(ms) || ms < 1) {
+    throw new ConfigError(
+      `environment variable ${name} must be a duration such as 7d, 12h, 30m, 45s or 500ms, got "${raw}"`,
+    );
+  }
+  return ms;
+}
+
 /** A JSON value, checked against its schema: a typo in a catalogue fails the start, clearly. */
 export function envJson<S extends TSchema>(name: string, schema: S, fallback: Static<S>): Static<S> {
   const raw = process.env[name];

@@ -18,6 +18,8 @@ export interface Effect {
 /** What a handler decides. */
 export interface Decision<V> {
   readonly put?: ReadonlyArray<readonly [key: string, value: V]>;
+  /** Rows deleted: tombstones on the state topic (retention). */
+  readonly delete?: ReadonlyArray<string>;
   readonly send?: ReadonlyArray<Outgoing>;
   readonly effects?: ReadonlyArray<Effect>;
   /** A span of its own for this work, child of the message's; what it sends is sent from it. */
@@ -46,10 +48,14 @@ export interface HandlerContext {
 
 export type Handler<V> = (message: AnyEnvelope, state: StateView<V>, context: HandlerContext) => Decision<V>;
 
+/**
+ * Work not started by a message, on partitions this replica owns: `partitions` says which (clock
+ * work runs in each task's transaction, for that task's partition).
+ */
+
 /** What a tick decides for one of its rows, in the trace of `traceparent` when it has one. */
 export type TickDecision<V> = Decision<V> & { readonly traceparent?: string };
 
-/** Work not started by a message: it sees only the rows of partitions this replica owns. */
 export interface Tick<V> {
   readonly everyMs: number;
   /**
@@ -57,18 +63,20 @@ export interface Tick<V> {
    * clock work that a message on its way would contradict.
    */
   readonly caughtUpOn?: readonly SagaTopic[];
-  run(state: StateView<V>, owns: (partition: number) => boolean, now: Date): ReadonlyArray<TickDecision<V>>;
+  run(state: StateView<V>, partitions: ReadonlySet<number>, now: Date): ReadonlyArray<TickDecision<V>>;
 }
 
 /** Another service's state, read (never written) by a service: a table it looks rows up in. */
 export interface Lookup {
   readonly topic: StateTopic;
-  readonly table: StateTable<unknown>;
+  // Any row type: the runtime only reads it into the table.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly table: StateTable<any>;
 }
 
-/** A state row changed by a committed transaction. */
+/** A state row changed by a committed transaction (`after` undefined: deleted). */
 export interface RowChange<V> {
   readonly key: string;
   readonly before: V | undefined;
-  readonly after: V;
+  readonly after: V | undefined;
 }

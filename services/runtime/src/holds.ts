@@ -70,13 +70,13 @@ export function holdExpiry<V>(table: StateTable<V>, rules: HoldRules<V>, log: Lo
   const tick: Tick<V> = {
     everyMs: Math.min(5_000, Math.max(100, Math.floor(rules.holdMs / 10))),
     caughtUpOn: rules.settledBy,
-    run: (state, owns, now) => {
+    run: (state, partitions, now) => {
       const decisions: Decision<V>[] = [];
       for (const [key, until] of held) {
         if (until > now.getTime()) continue;
         const row = table.row(key);
         const value = state.get(key);
-        if (!row || value === undefined || !owns(row.partition)) continue;
+        if (!row || value === undefined || !partitions.has(row.partition)) continue;
         expiring.add(key);
         const giveBack = rules.giveBack?.(key, value, reason, now) ?? [];
         decisions.push({
@@ -90,7 +90,7 @@ export function holdExpiry<V>(table: StateTable<V>, rules: HoldRules<V>, log: Lo
 
   const observe = (changes: ReadonlyArray<RowChange<V>>) => {
     for (const { key, after } of changes) {
-      if (!expiring.delete(key) || rules.heldUntil(after) !== undefined) continue;
+      if (!expiring.delete(key) || (after !== undefined && rules.heldUntil(after) !== undefined)) continue;
       holdsExpired.inc({ hold: rules.name });
       log.warn({ orderId: key, hold: rules.name, holdMs: rules.holdMs }, `${reason}: released for ${key}`);
     }

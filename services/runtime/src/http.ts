@@ -20,7 +20,12 @@ const ROUTINE = new Set(['/healthz', '/readyz', '/metrics']);
  * Each other request is traced in a server span that continues the caller's `traceparent`, and
  * its handler's log lines carry the trace id.
  */
-export function createHttpServer(log: Logger, isReady: () => boolean): FastifyInstance {
+export function createHttpServer(
+  log: Logger,
+  isReady: () => boolean,
+  /** What the service is doing while not ready (restoring its state: how far), for /readyz. */
+  progress?: () => unknown,
+): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as unknown as FastifyBaseLogger,
     bodyLimit: 256 * 1024,
@@ -74,7 +79,7 @@ export function createHttpServer(log: Logger, isReady: () => boolean): FastifyIn
   app.get('/healthz', quiet, async () => ({ status: 'ok' }));
   app.get('/readyz', quiet, async (_req, reply) => {
     if (isReady()) return { status: 'ready' };
-    return reply.code(503).send({ status: 'starting' });
+    return reply.code(503).send({ status: 'starting', ...(progress ? { progress: progress() } : {}) });
   });
   app.get('/metrics', quiet, async (_req, reply) => {
     reply.type(registry.contentType);

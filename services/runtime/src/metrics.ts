@@ -36,7 +36,7 @@ export const retries = new Counter({
 });
 
 /** Why a message went to a dead-letter topic. */
-export const DEAD_LETTER_KINDS = ['poison', 'handler-error', 'effect-failed'] as const;
+export const DEAD_LETTER_KINDS = ['poison', 'handler-error', 'effect-failed', 'expired'] as const;
 export type DeadLetterKind = (typeof DEAD_LETTER_KINDS)[number];
 
 export const deadLetters = new Counter({
@@ -50,6 +50,27 @@ export const holdsExpired = new Counter({
   name: 'ordersaga_holds_expired_total',
   help: 'Holds (reservations, authorizations) released because nothing made them final or released them in time',
   labelNames: ['hold'] as const,
+  registers: [registry],
+});
+
+export const restoreRecordsRemaining = new Gauge({
+  name: 'ordersaga_state_restore_remaining_offsets',
+  help: 'Offsets of a state topic still to read before its partitions are restored (0 once restored)',
+  labelNames: ['topic'] as const,
+  registers: [registry],
+});
+
+export const restoredRecords = new Counter({
+  name: 'ordersaga_state_restored_records_total',
+  help: 'State rows read from a state topic (changelog) into the local store, by topic',
+  labelNames: ['topic'] as const,
+  registers: [registry],
+});
+
+export const rowsRetired = new Counter({
+  name: 'ordersaga_state_rows_retired_total',
+  help: 'State rows retired (tombstoned) after their retention, by state topic',
+  labelNames: ['topic'] as const,
   registers: [registry],
 });
 

@@ -8,14 +8,20 @@
  *   and the batch carries on;
  * - commits, in ONE Kafka transaction per task (partition number), the messages to send, the
  *   state rows written and the consumed offsets: a crash at any instant replays the batch against
- *   the state as it was, so no effect is lost or doubled. A task's transactional ids belong to
+ *   the state as it was, so no effect is lost or doubled. Once committed, the rows go to the local
+ *   store with the state topic's offsets they reach (changelog.ts: a partition just assigned is
+ *   first restored from the state topic, from where the store stands). A task's transactional ids belong to
  *   the partition (transactions.ts), so a replica that takes a partition over fences the one that
  *   had it. Batches that arrive while transactions commit share the next ones (group commit);
  * - retries a failed commit with backoff, undoing the state writes first;
- * - runs the service's periodic tick (saga timeouts, hold expiry) through the same path, on the
- *   partitions it owns (and, when the tick asks, only those whose input is processed to its end);
- * - follows the lookup tables a service reads but does not own (another service's state topic),
- *   and lets a handler ask for them to be caught up before it decides;
+ * - runs the service's periodic ticks (saga timeouts, hold expiry, retention) through the same
+ *   path, on the partitions it owns (and, when a tick asks, only those whose input is processed
+ *   to its end);
+ * - dead-letters a message older than the state's retention (kind `expired`): what it would act
+ *   on may be retired, and a late duplicate must not be taken for new work;
+ * - follows, for the partitions it owns, the lookup tables a service reads but does not own
+ *   (another service's state topic), and lets a handler ask for them to be caught up before it
+ *   decides;
  * - traces each message in a consumer span (tracing.ts), child of the span that sent it, and
  *   each message it sends in a producer span, ended when the transaction commits;
  * - on SIGTERM, finishes the batch in hand, commits and leaves the group.
@@ -25,7 +31,7 @@
  * records (dead-letters.ts), outgoing records (outgoing.ts, shared with the Publisher), how far
  * the group has processed (consumer-progress.ts).
  */
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, RecordMetadata } from 'kafkajs';
 import { ConsumerProgress } from './consumer-progress.js';
 import { withContext, type Logger } from './context.js';
 import type { Decision, Handler, Lookup, RowChange, Tick } from './decision.js';
@@ -35,7 +41,7 @@ import { consumerLag, initialiseSeries, messagesConsumed, retries, transactionDu
 import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
 import { DEFAULT_BACKOFF, retry, sleep, type BackoffPolicy } from './retry.js';
 import { StagedTransaction, type StagingTarget } from './staged-transaction.js';
-import { StateLog } from './state-log.js';
+import { Changelog, type ReadProgress } from './changelog.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic, ServiceContract } from './contract.js';
 import { PartitionFenced, Transactions, type ConsumedOffset } from './transactions.js';
@@ -50,8 +56,10 @@ export interface ProcessorOptions<V> {
   readonly log: Logger;
   readonly table: StateTable<V>;
   readonly handle: Handler<V>;
-  readonly tick?: Tick<V>;
+  readonly ticks?: readonly Tick<V>[];
   readonly lookups?: readonly Lookup[];
+  /** A message older than this is not acted on (dead-lettered as expired): the state's retention. */
+  readonly retentionMs?: number;
   /** Sees each committed transaction's row changes, once (metrics). */
   readonly onCommitted?: (changes: ReadonlyArray<RowChange<V>>) => void;
   readonly backoff?: BackoffPolicy;
@@ -64,13 +72,18 @@ export interface ProcessorOptions<V> {
 /** Work for the next transaction: a consumed batch, or a clock tick. */
 type WorkItem<V> =
   | { readonly kind: 'batch'; readonly payload: EachBatchPayload }
-  | { readonly kind: 'tick'; readonly tick: Tick<V>; readonly owns: (partition: number) => boolean };
+  | {
+      readonly kind: 'tick';
+      readonly tick: Tick<V>;
+      readonly eligible: ReadonlySet<number>;
+      readonly assignment: number;
+    };
 type Work<V> = WorkItem<V> & { readonly done: { resolve: () => void; reject: (err: unknown) => void } };
 
 /** What one task (partition number) has to do in the next transaction. */
 interface TaskWork<V> {
   readonly batches: EachBatchPayload[];
-  readonly ticks: Array<{ readonly tick: Tick<V>; readonly owns: (partition: number) => boolean }>;
+  readonly ticks: Tick<V>[];
 }
 
 /** How long, by default, the rows committed with a message may take to become readable in a lookup. */
@@ -82,8 +95,8 @@ const PARTITIONS_IN_FLIGHT = 16;
 export class Processor<V> {
   private readonly consumer: Consumer;
   private readonly transactions: Transactions;
-  private readonly stateLog: StateLog<V>;
-  private readonly lookupLogs: StateLog<unknown>[];
+  private readonly stateLog: Changelog<V>;
+  private readonly lookupLogs: Changelog<unknown>[];
   private readonly progress: ConsumerProgress;
   private readonly groupId: string;
   private readonly backoff: BackoffPolicy;
@@ -100,12 +113,12 @@ export class Processor<V> {
   private tasksReady: Promise<void> = Promise.resolve();
   /** +1 per assignment: clock work prepared for an older one is dropped. */
   private assignment = 0;
-  /** The assignment the state was last read to the end for (after its tasks were opened). */
-  private caughtUpFor = -1;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private ticking = false;
+  /** The current assignment's partitions restored (after its tasks were opened). */
+  private restoring: Promise<void> = Promise.resolve();
+  private tickTimers: NodeJS.Timeout[] = [];
+  private readonly ticking = new Set<Tick<V>>();
   private running = false;
-  private caughtUpOnce = false;
+  private restoredOnce = false;
 
   constructor(private readonly options: ProcessorOptions<V>) {
     const { kafka, namer, contract } = options;
@@ -125,9 +138,11 @@ export class Processor<V> {
       maxWaitTimeInMs: 500,
     });
     this.transactions = new Transactions(kafka, namer.id(service), this.groupId, this.log);
-    this.stateLog = new StateLog(kafka, options.admin, namer, contract.stateTopic, options.table, service, this.log);
-    this.lookupLogs = (options.lookups ?? []).map(
-      ({ topic, table }) => new StateLog(kafka, options.admin, namer, topic, table, `${service}.lookup`, this.log),
+    const changelog = <T>(topic: string, table: StateTable<T>, reader: string) =>
+      new Changelog(kafka, options.admin, namer.physical(topic), table, namer.id(reader), this.log);
+    this.stateLog = changelog(contract.stateTopic, options.table, `${service}.state-reader`);
+    this.lookupLogs = (options.lookups ?? []).map(({ topic, table }) =>
+      changelog(topic, table, `${service}.lookup.state-reader`),
     );
     this.progress = new ConsumerProgress(this.consumer, options.admin, this.groupId);
     this.staging = {
@@ -140,39 +155,52 @@ export class Processor<V> {
     initialiseSeries(contract.consumes);
   }
 
-  /** True once the state is loaded and the consumer runs. */
+  /** True once the state of the first assignment is restored and the consumer runs. */
   get ready(): boolean {
-    return this.running && this.caughtUpOnce;
+    return this.running && this.restoredOnce;
   }
 
   /**
-   * True once the state (and the lookups) are restored from their topics: until then a read
-   * would see part of the state, and an existing row look missing.
+   * True once the state (and the lookups) of the partitions first assigned are restored from
+   * their topics: until then a read would see part of the state, and an existing row look missing.
    */
   get restored(): boolean {
-    return this.caughtUpOnce;
+    return this.restoredOnce;
+  }
+
+  /** The state reads under way (restores, lookups catching up), for /readyz. */
+  get restoreProgress(): ReadProgress[] {
+    return [this.stateLog, ...this.lookupLogs].flatMap((l) => (l.progress ? [l.progress] : []));
+  }
+
+  /** The partitions this replica owns now. */
+  get partitions(): ReadonlySet<number> {
+    return this.owned;
   }
 
   async start(): Promise<void> {
     const { namer, contract } = this.options;
+    // Every partition, from where the local store stands: a restart reads only the tail.
     const logs = [this.stateLog, ...this.lookupLogs];
     await Promise.all(logs.map((l) => l.start()));
-    await Promise.all(logs.map((l) => l.catchUp()));
-    this.caughtUpOnce = true;
-    this.log.info({ rows: this.options.table.size }, `state loaded from ${contract.stateTopic}`);
+    await Promise.all(logs.map(async (l) => l.read(await l.partitions())));
+    this.restoredOnce = true;
+    this.log.info({ rows: this.options.table.size }, `state restored from ${contract.stateTopic}`);
 
     const consumed = contract.consumes.map((t) => namer.physical(t));
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      this.owned = new Set(Object.values(payload.memberAssignment).flat());
+      const owned = new Set(Object.values(payload.memberAssignment).flat());
+      this.owned = owned;
       this.assignment++;
       // Before any work of the new partitions: their transactional ids become ours (fencing the
-      // replica that had them), then the state is read to the end of what it committed.
-      this.tasksReady = this.transactions.assign(this.owned);
+      // replica that had them), then their state is read to the end of what it committed.
+      this.tasksReady = this.transactions.assign(owned);
       this.tasksReady.catch((err) => this.log.warn({ err }, 'could not open the tasks of the new partitions'));
-      this.log.info({ partitions: [...this.owned].sort((a, b) => a - b) }, 'partitions assigned');
+      this.restoring = this.tasksReady.then(() => this.stateLog.caughtUp());
+      this.restoring.catch((err) => this.log.warn({ err }, 'could not read the state to its end'));
+      this.log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'partitions assigned');
       // Clock work due on the new partitions (timeouts, expired holds) runs at once, not a period later.
-      this.progress
-        .assigned(consumed)
+      Promise.all([this.restoring, this.progress.assigned(consumed)])
         .then(() => this.tickNow())
         .catch((err) => this.log.warn({ err }, 'could not read committed offsets'));
     });
@@ -193,18 +221,21 @@ export class Processor<V> {
     });
     this.running = true;
     this.tickNow();
-    const tick = this.options.tick;
-    if (tick) this.tickTimer = setInterval(() => this.tickNow(), tick.everyMs);
+    for (const tick of this.options.ticks ?? []) {
+      this.tickTimers.push(setInterval(() => this.tickNow(tick), tick.everyMs));
+    }
   }
 
-  /** Starts the tick unless one is under way. */
-  private tickNow(): void {
-    const tick = this.options.tick;
-    if (!tick || this.ticking || !this.running || this.owned.size === 0) return;
-    this.ticking = true;
-    this.runTick(tick)
-      .catch((err) => this.log.warn({ err }, 'tick failed; trying again at the next one'))
-      .finally(() => (this.ticking = false));
+  /** Starts a tick (every tick when none is named) unless it is under way. */
+  private tickNow(only?: Tick<V>): void {
+    if (!this.running || this.owned.size === 0) return;
+    for (const tick of only ? [only] : (this.options.ticks ?? [])) {
+      if (this.ticking.has(tick)) continue;
+      this.ticking.add(tick);
+      this.runTick(tick)
+        .catch((err) => this.log.warn({ err }, 'tick failed; trying again at the next one'))
+        .finally(() => this.ticking.delete(tick));
+    }
   }
 
   /** Clock work, on the partitions this replica owns (and whose input is processed, if asked). */
@@ -215,13 +246,12 @@ export class Processor<V> {
       eligible = await this.progress.caughtUp(this.options.namer.physical(topic), eligible);
     }
     if (assignment !== this.assignment) return;
-    const owns = (partition: number) => assignment === this.assignment && eligible.has(partition);
-    await this.submit({ kind: 'tick', tick, owns });
+    await this.submit({ kind: 'tick', tick, eligible, assignment });
   }
 
   /** Graceful stop: the batches in hand are finished and committed, then the group is left. */
   async stop(): Promise<void> {
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    for (const timer of this.tickTimers) clearInterval(timer);
     this.running = false;
     await this.consumer.disconnect();
     await this.drained;
@@ -252,25 +282,20 @@ export class Processor<V> {
   }
 
   /**
-   * The state read to the end once per assignment, after its tasks are open: all that the
-   * partitions' previous owners committed is in, and they can commit nothing more.
-   */
-  private async ensureCaughtUp(): Promise<void> {
-    const assignment = this.assignment;
-    if (this.caughtUpFor === assignment) return;
-    await this.stateLog.catchUp();
-    if (this.assignment === assignment) this.caughtUpFor = assignment;
-  }
-
-  /**
    * One transaction per task (partition number) of the group's work, committed side by side,
    * each by its task's producers. Settles every work item: a batch with its partition's
    * transaction, a tick once every partition it touched is done.
    */
   private async commitGroup(group: Work<V>[]): Promise<void> {
     try {
+      // The state restored once per assignment, after its tasks are open: all that the
+      // partitions' previous owners committed is in, and they can commit nothing more.
       await this.tasksReady;
-      await this.ensureCaughtUp();
+      await this.restoring.catch((err) => {
+        // Not read to its end in time (the broker away): the next group tries again.
+        this.restoring = this.tasksReady.then(() => this.stateLog.caughtUp());
+        throw err;
+      });
     } catch (err) {
       for (const work of group) work.done.reject(err);
       return;
@@ -283,19 +308,24 @@ export class Processor<V> {
     };
     for (const work of group) {
       if (work.kind === 'batch') taskOf(work.payload.batch.partition).batches.push(work.payload);
-      else for (const p of this.owned) if (work.owns(p)) taskOf(p).ticks.push(work);
+      else for (const p of this.tickPartitions(work)) taskOf(p).ticks.push(work.tick);
     }
     const outcome = new Map([...tasks].map(([partition, task]) => [partition, this.commitTask(partition, task)]));
     await Promise.all(
       group.map(async (work) => {
-        const partitions =
-          work.kind === 'batch' ? [work.payload.batch.partition] : [...tasks.keys()].filter((p) => work.owns(p));
+        const partitions = work.kind === 'batch' ? [work.payload.batch.partition] : this.tickPartitions(work);
         const results = await Promise.allSettled(partitions.map((p) => outcome.get(p)));
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) work.done.reject(failed.reason);
         else work.done.resolve();
       }),
     );
+  }
+
+  /** The partitions a tick acts on: those it was eligible on that are still this replica's. */
+  private tickPartitions(work: Extract<WorkItem<V>, { kind: 'tick' }>): number[] {
+    if (work.assignment !== this.assignment) return [];
+    return [...work.eligible].filter((p) => this.owned.has(p));
   }
 
   /** The transaction of one task: its batches and clock work, retried until it commits. */
@@ -307,11 +337,10 @@ export class Processor<V> {
       await retry(
         async () => {
           const pending = new StagedTransaction<V>(this.staging);
+          let sent: RecordMetadata[] = [];
           handledUpTo = new Map();
           try {
-            for (const { tick, owns } of task.ticks) {
-              this.stageTick(tick, (p) => p === partition && owns(p), pending);
-            }
+            for (const tick of task.ticks) this.stageTick(tick, partition, pending);
             for (const payload of task.batches) {
               const { batch, isRunning, isStale } = payload;
               const topic = this.options.namer.logical(batch.topic) as SagaTopic;
@@ -321,7 +350,7 @@ export class Processor<V> {
                 handledUpTo.set(payload, message);
               }
             }
-            await this.transactions.commit(
+            sent = await this.transactions.commit(
               partition,
               pending.messages,
               [...handledUpTo].map(([{ batch }, message]): ConsumedOffset => ({
@@ -334,7 +363,7 @@ export class Processor<V> {
             pending.aborted(err);
             throw err;
           }
-          this.options.table.commit(pending.keys);
+          this.options.table.commit(pending.keys, this.stateOffsets(partition, pending, sent));
           pending.committed();
           this.options.onCommitted?.(pending.changes);
         },
@@ -352,7 +381,7 @@ export class Processor<V> {
         // Ours again in the latest assignment (a replica thawed after it lost it): its task is
         // opened anew and the state read to the end before the work is done again.
         this.tasksReady = Promise.all([this.tasksReady, this.transactions.reopen(partition)]).then(() => undefined);
-        this.caughtUpFor = -1;
+        this.restoring = this.tasksReady.then(() => this.stateLog.caughtUp());
       }
       // Until the group has moved on, the batch comes back: not in a busy loop.
       await sleep(200);
@@ -367,6 +396,18 @@ export class Processor<V> {
       messagesConsumed.inc({ topic }, batch.messages.indexOf(message) + 1);
       consumerLag.set({ topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     }
+  }
+
+  /** Where the transaction's state rows end on the state topic: the store's position after them. */
+  private stateOffsets(
+    partition: number,
+    pending: StagedTransaction<V>,
+    sent: ReadonlyArray<RecordMetadata>,
+  ): Map<number, number> | undefined {
+    const topic = this.options.namer.physical(this.options.contract.stateTopic);
+    const rows = pending.messages.get(topic)?.length ?? 0;
+    const written = sent.find((m) => m.topicName === topic && m.partition === partition);
+    return rows > 0 && written ? new Map([[partition, Number(written.baseOffset) + rows]]) : undefined;
   }
 
   private async processMessage(
@@ -394,6 +435,15 @@ export class Processor<V> {
       }
       span.setAttributes(envelopeAttributes(envelope));
       const now = new Date();
+      const { retentionMs } = this.options;
+      if (retentionMs !== undefined && Date.parse(envelope.timestamp) < now.getTime() - retentionMs) {
+        const error = new Error(
+          `message of ${envelope.timestamp} is older than the state's retention (${retentionMs} ms): ` +
+            'what it would act on may be retired, and it is not taken for new work',
+        );
+        pending.deadLetter({ topic, partition, message, headers, kind: 'expired', error });
+        return;
+      }
       const traceparent = activeTraceparent();
       const context = {
         correlationId: envelope.correlationId,
@@ -415,7 +465,7 @@ export class Processor<V> {
         let decision = decide(false);
         if (decision?.awaitLookups) {
           // Not caught up in time is transient: the whole group is retried.
-          pending.lookupsCaughtUp ??= Promise.all(this.lookupLogs.map((l) => l.catchUp()));
+          pending.lookupsCaughtUp ??= Promise.all(this.lookupLogs.map((l) => l.caughtUp()));
           await pending.lookupsCaughtUp;
           decision = decide(false);
           // A transaction's markers reach its partitions one after the other: the row committed
@@ -426,7 +476,7 @@ export class Processor<V> {
           const settleBy = (pending.lookupsSettleBy ??= Date.now() + this.lookupSettleMs);
           for (let wait = 20; decision?.awaitLookups && Date.now() < settleBy; wait = Math.min(wait * 2, 500)) {
             await sleep(Math.min(wait, Math.max(0, settleBy - Date.now())));
-            await Promise.all(this.lookupLogs.map((l) => l.catchUp()));
+            await Promise.all(this.lookupLogs.map((l) => l.caughtUp()));
             decision = decide(false);
           }
           if (decision?.awaitLookups) decision = decide(true);
@@ -463,15 +513,15 @@ export class Processor<V> {
    * Timeouts and other clock work: sees only the rows of partitions this replica owns. Each of
    * its decisions continues the trace of the row it is about.
    */
-  private stageTick(tick: Tick<V>, owns: (partition: number) => boolean, pending: StagedTransaction<V>): void {
-    if (!this.running) return;
+  private stageTick(tick: Tick<V>, partition: number, pending: StagedTransaction<V>): void {
+    if (!this.running || !this.owned.has(partition)) return;
     const now = new Date();
     const partitionOf = (key: string) => {
       const partition = this.options.table.row(key)?.partition;
       if (partition === undefined) throw new Error(`tick wrote key ${key}, which has no row`);
       return partition;
     };
-    for (const decision of tick.run(this.options.table, (p) => this.owned.has(p) && owns(p), now)) {
+    for (const decision of tick.run(this.options.table, new Set([partition]), now)) {
       inTraceOf(decision.traceparent, () => pending.stage(decision, partitionOf, now));
     }
   }

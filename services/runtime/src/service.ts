@@ -1,5 +1,7 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { envInt, runtimeConfig, type RuntimeConfig } from './config.js';
+import { envInt, envString, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
 import { holdExpiry, type HoldRules } from './holds.js';
 import { accessConfig, apiAccess } from './api-access.js';
@@ -8,7 +10,9 @@ import { connectAdmin, createKafka, ensureTopics, TopicNamer } from './kafka.js'
 import type { Handler, Lookup, Tick } from './decision.js';
 import { DEFAULT_LOOKUP_SETTLE_MS, Processor, type ProcessorOptions } from './processor.js';
 import { Publisher } from './publisher.js';
+import { retention } from './retention.js';
 import { DEFAULT_BACKOFF } from './retry.js';
+import { DiskStores } from './row-store.js';
 import type { StateTable } from './state-table.js';
 import { startTelemetry } from './telemetry.js';
 import type { ServiceContract } from './contract.js';
@@ -30,6 +34,11 @@ export interface ServiceDefinition<V> {
   readonly tick?: Tick<V>;
   /** Rows that hold something (stock, credit): the clock releases what nothing settles (holds.ts). */
   readonly holds?: HoldRules<V>;
+  /**
+   * How long a row is kept after it ended (its table's lifecycle says when): then it is retired,
+   * and a message older than this is not acted on (retention.ts).
+   */
+  readonly retentionMs: number;
   /** Other services' state topics it reads (each must be among its contract's `lookups`). */
   readonly lookups?: readonly Lookup[];
   readonly onCommitted?: ProcessorOptions<V>['onCommitted'];
@@ -55,9 +64,6 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
       throw new Error(`${name} looks up ${topic}, but its contract does not list it among its lookups`);
     }
   }
-  if (definition.tick && definition.holds) {
-    throw new Error(`${name}: a service has one tick; give it the holds' or its own`);
-  }
   const config = runtimeConfig(name, contract.port);
   const access = accessConfig();
   const log = createLogger(name);
@@ -65,6 +71,19 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
   const expiry = definition.holds && holdExpiry(definition.table, definition.holds, log);
   const telemetry = await startTelemetry(name, config.instanceId, log);
   const namer = new TopicNamer(config.namespace);
+  const retire = retention(definition.table, definition.retentionMs, contract.stateTopic, log);
+  // The rows on local disk, one store per replica: a restart reads only what changed since.
+  const stateDir = envString(
+    'STATE_DIR',
+    join(tmpdir(), 'ordersaga', 'state', config.namespace || 'default', name, config.instanceId),
+  );
+  const stores = DiskStores.open(stateDir, log);
+  definition.table.useStore(stores.table(contract.stateTopic, definition.table.lifecycle));
+  for (const { topic, table } of definition.lookups ?? []) table.useStore(stores.table(topic));
+  log.info(
+    { stateDir, rows: definition.table.size, positions: Object.fromEntries(definition.table.positions()) },
+    `state store opened in ${stateDir}`,
+  );
   const kafka = createKafka(`${name}-${config.instanceId}`, config.brokers, log);
   const admin = kafka.admin();
   await connectAdmin(admin);
@@ -80,10 +99,12 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     log,
     table: definition.table,
     handle: definition.handle,
-    tick: definition.tick ?? expiry?.tick,
+    ticks: [definition.tick, expiry?.tick, retire.tick].filter((t) => t !== undefined),
     lookups: definition.lookups,
+    retentionMs: definition.retentionMs,
     onCommitted: (changes) => {
       expiry?.observe(changes);
+      retire.observe(changes);
       definition.onCommitted?.(changes);
     },
     backoff: {
@@ -97,7 +118,11 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
   const publisher = definition.publishes ? new Publisher(kafka, namer) : undefined;
   await publisher?.connect();
 
-  const app = createHttpServer(log, () => processor.ready);
+  const app = createHttpServer(
+    log,
+    () => processor.ready,
+    () => ({ restoring: processor.restoreProgress }),
+  );
   await app.register(async (scope) => {
     await apiAccess(scope, access, log);
     // Until the state is restored, a read would see part of it (an existing order missing, a
@@ -124,6 +149,7 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
       log.info('shutting down: finishing in-flight work');
       await app.close();
       await processor.stop();
+      await stores.close();
       await publisher?.disconnect();
       await admin.disconnect();
       await telemetry.shutdown();

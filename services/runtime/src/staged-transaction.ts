@@ -14,7 +14,7 @@ import type { Decision, RowChange } from './decision.js';
 import type { TopicNamer } from './kafka.js';
 import { deadLetters, messagesProduced, type DeadLetterKind } from './metrics.js';
 import { outgoingRecord } from './outgoing.js';
-import type { StoredRow } from './state-log.js';
+import type { StoredRow } from './changelog.js';
 import type { StateTable } from './state-table.js';
 import { endSpans, inWorkSpan } from './tracing.js';
 
@@ -79,13 +79,18 @@ export class StagedTransaction<V> {
 
   private queueDecision(decision: Decision<V>, partitionOf: (key: string) => number): void {
     const { namer, stateTopic, table } = this.target;
-    for (const [key, value] of decision.put ?? []) {
+    const writes: Array<readonly [string, V | undefined]> = [
+      ...(decision.put ?? []),
+      ...(decision.delete ?? []).map((key) => [key, undefined] as const),
+    ];
+    for (const [key, value] of writes) {
       const before = table.get(key);
-      const { row, undo } = table.write(key, value, partitionOf(key));
+      const partition = partitionOf(key);
+      const { row, undo } = table.write(key, value, partition);
       this.undo.push(undo);
       this.changes.push({ key, before, after: value });
-      const stored: StoredRow<V> = { rev: row.rev, value: row.value };
-      this.queue(namer.physical(stateTopic), { key, partition: row.partition, value: JSON.stringify(stored) });
+      const stored: StoredRow<V> | undefined = row && { rev: row.rev, value: row.value };
+      this.queue(namer.physical(stateTopic), { key, partition, value: stored ? JSON.stringify(stored) : null });
     }
     for (const out of decision.send ?? []) {
       const destination = namer.physical(out.topic);

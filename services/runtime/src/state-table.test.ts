@@ -1,3 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from './context.js';
+import { DiskStores, type RowLifecycle } from './row-store.js';
 import { StateTable } from './state-table.js';
 
 test('whenCommitted: a key committed here or read from the log wakes its readers; none in time is undefined', async () => {
@@ -9,7 +14,7 @@ test('whenCommitted: a key committed here or read from the log wakes its readers
   // Not committed yet: a batch in progress may still take it back.
   expect(table.getCommitted('a')).toBeUndefined();
   table.commit(['a']);
-  table.applyFromLog('b', { rev: 1, partition: 2, value: 'replica' });
+  table.applyFromLog([['b', { rev: 1, partition: 2, value: 'replica' }]], new Map([[2, 1]]));
   await expect(local).resolves.toBe('first');
   await expect(twice).resolves.toBe('first');
   await expect(fromLog).resolves.toBe('replica');
@@ -17,28 +22,61 @@ test('whenCommitted: a key committed here or read from the log wakes its readers
   await expect(table.whenCommitted('never', 20)).resolves.toBeUndefined();
 });
 
-test('a row committed elsewhere beats a write of ours that is not committed, and survives its undo', () => {
+test('a row read from the changelog replaces a write of ours that is not committed, and survives its undo', () => {
   const table = new StateTable<string>();
-  table.write('k', 'v1', 0);
-  table.commit(['k']);
-  // Ours (rev 2, not committed), then the new owner's rev 2 and rev 3 from the log.
-  const ours = table.write('k', 'zombie', 0);
-  expect(table.applyFromLog('k', { rev: 2, partition: 0, value: 'owner-2' })).toBe(true);
-  expect(table.getCommitted('k')).toBe('owner-2');
-  expect(table.applyFromLog('k', { rev: 3, partition: 0, value: 'owner-3' })).toBe(true);
-  ours.undo(); // our transaction was fenced
-  expect(table.get('k')).toBe('owner-3');
-  expect(table.getCommitted('k')).toBe('owner-3');
-  // An older row from the log never goes back over a newer one.
-  expect(table.applyFromLog('k', { rev: 2, partition: 0, value: 'owner-2' })).toBe(false);
+  const { undo } = table.write('k', 'mine', 0);
+  table.applyFromLog([['k', { rev: 1, partition: 0, value: 'owner' }]], new Map([[0, 5]]));
+  undo();
+  expect(table.get('k')).toBe('owner');
+  expect(table.positions().get(0)).toBe(5);
 });
 
-test('our own committed write read back from the log changes nothing', () => {
-  const table = new StateTable<string>();
-  const seen: Array<string | undefined> = [];
-  table.onChange((_key, _before, after) => seen.push(after));
-  const { row } = table.write('k', 'v', 0);
-  table.commit(['k']);
-  expect(table.applyFromLog('k', row)).toBe(false);
-  expect(seen).toEqual(['v']);
+interface Job {
+  readonly state: 'running' | 'done';
+  readonly at: number;
+}
+const jobs: RowLifecycle<Job> = {
+  inFlight: (j) => j.state === 'running',
+  endedAt: (j) => (j.state === 'done' ? j.at : undefined),
+};
+
+test('on disk: rows, positions, the rows in flight and the ended ones survive a reopen; retired keys are remembered', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ordersaga-store-'));
+  const log = createLogger('test');
+  try {
+    let stores = DiskStores.open(dir, log);
+    let table = new StateTable<Job>(jobs);
+    table.useStore(stores.table('jobs', jobs));
+    table.write('a', { state: 'running', at: 1 }, 0);
+    table.write('b', { state: 'done', at: 10 }, 0);
+    table.write('c', { state: 'done', at: 20 }, 1);
+    table.commit(['a', 'b', 'c'], new Map([[0, 2]]));
+    table.write('b', undefined, 0);
+    table.commit(['b'], new Map([[0, 3]]));
+    await stores.close();
+
+    stores = DiskStores.open(dir, log);
+    table = new StateTable<Job>(jobs);
+    const told: string[] = [];
+    table.onChange((key) => told.push(key));
+    table.useStore(stores.table('jobs', jobs));
+    // Only the row in flight is in memory, and its listeners are told of it.
+    expect(told).toEqual(['a']);
+    expect([...table.inFlight()].map(([k]) => k)).toEqual(['a']);
+    expect(table.get('c')).toEqual({ state: 'done', at: 20 });
+    expect(table.get('b')).toBeUndefined();
+    expect(table.retiredAt('b')).toBeGreaterThan(0);
+    expect(table.positions()).toEqual(new Map([[0, 3]]));
+    expect(table.endedBefore(1, 21, 10)).toEqual(['c']);
+    expect(table.endedBefore(1, 20, 10)).toEqual([]);
+    expect(table.endedBefore(0, 1e15, 10)).toEqual([]);
+    table.forgetRetired(0, Date.now() + 1);
+    expect(table.retiredAt('b')).toBeUndefined();
+    table.clear();
+    expect(table.size).toBe(0);
+    expect(table.positions().size).toBe(0);
+    await stores.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,32 +1,47 @@
 /**
- * A service's durable state: the latest value per key of its compacted state topic, kept in
- * memory. Every row is versioned (`rev`, +1 per write) so a record read back from Kafka never
- * overwrites a newer local write, and every row remembers its partition: the partition of the
- * saga messages that own it.
+ * A service's durable state: the latest row per key of its compacted state topic. The committed
+ * rows live in a RowStore (on local disk when the service runs, row-store.ts); the table keeps in
+ * memory only what is hot: the rows in flight, and the writes of the transactions in progress
+ * until they commit (or are undone). Every row remembers its partition: the partition of the
+ * messages that own it.
  */
+import { MemoryRows, type Row, type RowLifecycle, type RowStore, type RowWrite } from './row-store.js';
 
-export interface Row<V> {
-  readonly rev: number;
-  readonly partition: number;
-  readonly value: V;
-}
+export type { Row, RowLifecycle } from './row-store.js';
 
-/** What handlers see: reads only. */
+/** What handlers see: reads only, their own transaction's writes included. */
 export interface StateView<V> {
   get(key: string): V | undefined;
-  rows(): IterableIterator<[string, Row<V>]>;
-  readonly size: number;
 }
 
 export type ChangeListener<V> = (key: string, previous: V | undefined, next: V | undefined) => void;
 
 export class StateTable<V> implements StateView<V> {
-  private readonly data = new Map<string, Row<V>>();
+  private store: RowStore<V>;
+  /** The committed rows in flight (the store has them too): what listeners and metrics watch. */
+  private readonly live = new Map<string, Row<V>>();
+  /** Writes of the transactions in progress: the row each key has now (undefined: deleted). */
+  private readonly pending = new Map<string, { readonly row: Row<V> | undefined; readonly partition: number }>();
   private readonly listeners: ChangeListener<V>[] = [];
-  /** Rows written by the batch in progress, with what they were before it. */
-  private readonly uncommitted = new Map<string, Row<V> | undefined>();
   /** Readers waiting for a key's first committed value. */
   private readonly waiting = new Map<string, Array<(value: V) => void>>();
+
+  constructor(readonly lifecycle: RowLifecycle<V> = { inFlight: () => false, endedAt: () => undefined }) {
+    this.store = new MemoryRows(lifecycle);
+  }
+
+  /**
+   * Moves the table onto its durable store, before any row is read into it; the listeners learn
+   * of the rows in flight there, as if they had just been written.
+   */
+  useStore(store: RowStore<V>): void {
+    if (this.store.size > 0 || this.pending.size > 0) throw new Error('a table takes its store before it holds rows');
+    this.store = store;
+    for (const [key, row] of store.inFlight()) {
+      this.live.set(key, row);
+      this.notify(key, undefined, row.value);
+    }
+  }
 
   /** Derived views (sums, indexes) subscribe here and stay exact through writes and undos. */
   onChange(listener: ChangeListener<V>): void {
@@ -34,49 +49,129 @@ export class StateTable<V> implements StateView<V> {
   }
 
   get(key: string): V | undefined {
-    return this.data.get(key)?.value;
+    return this.row(key)?.value;
   }
 
   row(key: string): Row<V> | undefined {
-    return this.data.get(key);
-  }
-
-  rows(): IterableIterator<[string, Row<V>]> {
-    return this.data.entries();
-  }
-
-  get size(): number {
-    return this.data.size;
+    const pending = this.pending.get(key);
+    return pending ? pending.row : this.committedRow(key);
   }
 
   /**
    * What readers outside the processor (HTTP) may see: the value as last committed to Kafka,
-   * never one a batch in progress might still take back.
+   * never one a transaction in progress might still take back.
    */
   getCommitted(key: string): V | undefined {
-    return this.uncommitted.has(key) ? this.uncommitted.get(key)?.value : this.data.get(key)?.value;
+    return this.committedRow(key)?.value;
   }
 
-  /** A write of the batch in progress: returns the new row (to persist) and how to take it back. */
-  write(key: string, value: V, partition: number): { row: Row<V>; undo: () => void } {
-    const previous = this.data.get(key);
-    if (!this.uncommitted.has(key)) this.uncommitted.set(key, previous);
-    const row: Row<V> = { rev: (previous?.rev ?? 0) + 1, partition, value };
-    this.set(key, previous, row);
+  /** The committed rows, in key order from `start`. */
+  rows(start?: string): Iterable<[string, Row<V>]> {
+    return this.store.rows(start);
+  }
+
+  /** The committed rows in flight. */
+  inFlight(): IterableIterator<[string, Row<V>]> {
+    return this.live.entries();
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  /** The next changelog offset the committed rows reflect, per partition read. */
+  positions(): ReadonlyMap<number, number> {
+    return this.store.positions();
+  }
+
+  /** Keys of the partition's committed rows that ended before `before` (epoch ms), oldest first. */
+  endedBefore(partition: number, before: number, limit: number): string[] {
+    return this.store.endedBefore(partition, before, limit);
+  }
+
+  /**
+   * A write of a transaction in progress (undefined: the row is deleted): returns the new row (to
+   * send to the changelog) and how to take it back.
+   */
+  write(key: string, value: V | undefined, partition: number): { row: Row<V> | undefined; undo: () => void } {
+    const before = this.row(key);
+    const earlier = this.pending.get(key);
+    const row = value === undefined ? undefined : { rev: (before?.rev ?? 0) + 1, partition, value };
+    const entry = { row, partition };
+    this.pending.set(key, entry);
+    this.notify(key, before?.value, value);
     return {
       row,
       undo: () => {
-        // A row committed elsewhere and read from the log since is newer than both: it stays.
-        if (this.data.get(key) !== row) return;
-        this.set(key, row, previous);
-        if (this.uncommitted.get(key) === previous) this.uncommitted.delete(key);
+        // Committed (or read from the changelog) since: it stays.
+        if (this.pending.get(key) !== entry) return;
+        if (earlier) this.pending.set(key, earlier);
+        else this.pending.delete(key);
+        this.notify(key, value, before?.value);
       },
     };
   }
 
   /**
-   * The key's committed value, as soon as there is one (written here, or by another replica and
-   * read from the state topic); undefined if none within `timeoutMs`.
+   * A transaction that wrote these keys is committed: their rows go to the store, with the
+   * changelog offsets the transaction's records reach, and become what readers see (the other
+   * tasks' transactions may still be in progress).
+   */
+  commit(keys: Iterable<string>, positions?: ReadonlyMap<number, number>): void {
+    const writes: RowWrite<V>[] = [];
+    const at = Date.now();
+    for (const key of new Set(keys)) {
+      const entry = this.pending.get(key);
+      if (entry) writes.push(entry.row ? [key, entry.row] : [key, undefined, { partition: entry.partition, at }]);
+    }
+    this.store.apply(writes, positions);
+    for (const [key, row] of writes) {
+      this.pending.delete(key);
+      this.remember(key, row);
+      this.wakeReaders(key);
+    }
+  }
+
+  /**
+   * Rows read from the changelog, in its order (a restore, or a followed lookup): what was
+   * committed, so they replace what the table has.
+   */
+  applyFromLog(writes: readonly RowWrite<V>[], positions: ReadonlyMap<number, number>): void {
+    const before = new Map<string, V | undefined>();
+    for (const [key] of writes) if (!before.has(key)) before.set(key, this.row(key)?.value);
+    this.store.apply(writes, positions);
+    const after = new Map<string, Row<V> | undefined>();
+    for (const [key, row] of writes) after.set(key, row);
+    for (const [key, row] of after) {
+      this.pending.delete(key);
+      this.remember(key, row);
+      this.notify(key, before.get(key), row?.value);
+      this.wakeReaders(key);
+    }
+  }
+
+  /** When the key's row was retired (epoch ms), while the store remembers it. */
+  retiredAt(key: string): number | undefined {
+    return this.row(key) ? undefined : this.store.retiredAt(key);
+  }
+
+  /** Forgets the partition's retirements before `before` (epoch ms). */
+  forgetRetired(partition: number, before: number): void {
+    this.store.forgetRetired(partition, before);
+  }
+
+  /** Forgets every row (the changelog is read again from its start). */
+  clear(): void {
+    this.store.clear();
+    for (const [key, row] of [...this.live]) {
+      this.live.delete(key);
+      this.notify(key, row.value, undefined);
+    }
+  }
+
+  /**
+   * The key's committed value, as soon as there is one (written here, or read from the state
+   * topic); undefined if none within `timeoutMs`.
    */
   whenCommitted(key: string, timeoutMs: number): Promise<V | undefined> {
     const now = this.getCommitted(key);
@@ -94,30 +189,13 @@ export class StateTable<V> implements StateView<V> {
     });
   }
 
-  /**
-   * A transaction that wrote these keys is committed: their rows become what readers see (the
-   * other tasks' transactions may still be in progress).
-   */
-  commit(keys: Iterable<string>): void {
-    for (const key of new Set(keys)) {
-      this.uncommitted.delete(key);
-      this.wakeReaders(key);
-    }
+  private committedRow(key: string): Row<V> | undefined {
+    return this.live.get(key) ?? this.store.get(key);
   }
 
-  /**
-   * A row read from the state topic: applied when newer than what we hold, or as new as a write
-   * of ours that is not committed. That write then came too late: the row was committed by the
-   * replica that owns the partition now (ours will be refused: fenced), and it wins.
-   */
-  applyFromLog(key: string, row: Row<V>): boolean {
-    const current = this.data.get(key);
-    const pending = this.uncommitted.has(key);
-    if (current && (pending ? current.rev > row.rev : current.rev >= row.rev)) return false;
-    this.set(key, current, row);
-    this.uncommitted.delete(key);
-    this.wakeReaders(key);
-    return true;
+  private remember(key: string, row: Row<V> | undefined): void {
+    if (row && this.lifecycle.inFlight(row.value)) this.live.set(key, row);
+    else this.live.delete(key);
   }
 
   private wakeReaders(key: string): void {
@@ -126,9 +204,8 @@ export class StateTable<V> implements StateView<V> {
     if (value !== undefined) for (const wake of [...readers!]) wake(value);
   }
 
-  private set(key: string, from: Row<V> | undefined, to: Row<V> | undefined): void {
-    if (to) this.data.set(key, to);
-    else this.data.delete(key);
-    for (const listener of this.listeners) listener(key, from?.value, to?.value);
+  private notify(key: string, from: V | undefined, to: V | undefined): void {
+    if (from === undefined && to === undefined) return;
+    for (const listener of this.listeners) listener(key, from, to);
   }
 }

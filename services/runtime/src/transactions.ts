@@ -1,4 +1,4 @@
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer, type RecordMetadata } from 'kafkajs';
 import type { Logger } from './context.js';
 import { NotRetryable } from './retry.js';
 
@@ -89,13 +89,14 @@ export class Transactions {
   /**
    * One transaction of a task: the messages (by physical topic) and the consumed offsets.
    * Nothing: no-op. Throws PartitionFenced if another replica has taken the partition over.
+   * Resolves with where each topic-partition's records went (their first offset).
    */
   async commit(
     partition: number,
     messages: ReadonlyMap<string, Message[]>,
     offsets: readonly ConsumedOffset[],
-  ): Promise<void> {
-    if (messages.size === 0 && offsets.length === 0) return;
+  ): Promise<RecordMetadata[]> {
+    if (messages.size === 0 && offsets.length === 0) return [];
     const entry = this.tasks.get(partition);
     if (!entry || entry.fenced || !this.assigned(partition)) {
       throw new PartitionFenced(`partition ${partition} is not this replica's now`);
@@ -106,7 +107,7 @@ export class Transactions {
       const transaction = await producer.transaction();
       try {
         const topicMessages = [...messages].map(([topic, list]) => ({ topic, messages: list }));
-        if (topicMessages.length > 0) await transaction.sendBatch({ topicMessages });
+        const sent = topicMessages.length > 0 ? await transaction.sendBatch({ topicMessages }) : [];
         if (offsets.length > 0) {
           const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
           for (const { topic, partition: p, offset } of offsets)
@@ -117,6 +118,7 @@ export class Transactions {
           });
         }
         await transaction.commit();
+        return sent;
       } catch (err) {
         await transaction.abort().catch(() => undefined);
         throw err;

@@ -27,6 +27,7 @@ import {
   type HandlerContext,
   type HoldRules,
   type Outgoing,
+  type RowLifecycle,
   type StateView,
 } from '@ordersaga/runtime';
 
@@ -153,6 +154,18 @@ function releaseAll(
 ): Outgoing[] {
   return [...skus].map((sku) => keyedBy(reply(cause, 'stock.sku.release', { sku }, now), sku));
 }
+
+/**
+ * How stock rows live and end: a reservation in the making or held, and a SKU's hold for an
+ * order, are in flight; once final (sold, released, refused) they and the restocks are retired
+ * after the retention; a SKU's units are kept for ever.
+ */
+export const stockLifecycle: RowLifecycle<StockRow> = {
+  inFlight: (row) =>
+    (row.kind === 'order' && (row.status === 'reserving' || row.status === 'reserved')) ||
+    (row.kind === 'hold' && row.status === 'held'),
+  endedAt: (row) => (row.kind === 'sku' || stockLifecycle.inFlight(row) ? undefined : Date.parse(row.at)),
+};
 
 /** How a reservation nobody settles is released: what the runtime's holdExpiry needs to know. */
 export function reservationHold(holdMs: number): HoldRules<StockRow> {

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Cents, CommandHeaders, commandIdOf, serviceContract, Sku } from '@ordersaga/contracts';
+import { Cents, CommandHeaders, commandIdOf, orderRetentionMs, serviceContract, Sku } from '@ordersaga/contracts';
 import {
   envJson,
   forbidden,
@@ -17,6 +17,7 @@ import {
   levelOf,
   levels,
   reservationHold,
+  stockLifecycle,
   unitsOf,
   type Catalog,
   type StockRow,
@@ -44,13 +45,14 @@ main(async () => {
     DEMO_CATALOG,
   );
   const holdMs = holdTimeMs();
-  const table = new StateTable<StockRow>();
+  const table = new StateTable<StockRow>(stockLifecycle);
   const committed = (key: string) => table.getCommitted(key);
   await runService({
     contract: serviceContract('stock'),
     table,
     handle: createStockHandler(catalog, holdMs),
     holds: reservationHold(holdMs),
+    retentionMs: orderRetentionMs(),
     publishes: true,
     routes: (app, { publisher }) => {
       app.get('/stock', async () => levels(committed, catalog));

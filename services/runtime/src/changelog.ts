@@ -1,0 +1,242 @@
+/**
+ * Reads a compacted state topic (a changelog) into a StateTable, partition by partition, from the
+ * offset the table's store already reflects, and keeps following it: a restarted replica reads
+ * only what changed since its last commit. Its own commits go to the store directly, with the
+ * offsets they reach, so it skips them when it reads them back; what another replica committed
+ * (a partition it had) is read in.
+ *
+ * A position the topic cannot have (past its end, or before its start: the topic was recreated
+ * or truncated) means the store is not a copy of this changelog: it is cleared and read again.
+ * Progress (records, offsets, rate, time left) is logged while a read takes more than a moment,
+ * and exported as metrics.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Logger } from './context.js';
+import { restoreRecordsRemaining, restoredRecords } from './metrics.js';
+import { DEFAULT_BACKOFF, retry, sleep } from './retry.js';
+import type { RowWrite } from './row-store.js';
+import type { StateTable } from './state-table.js';
+
+/** How a row is stored in a state topic (key: the row's key; partition: the row's partition). */
+export interface StoredRow<V> {
+  readonly rev: number;
+  readonly value: V;
+}
+
+/** A row of the changelog as the table takes it: the row, or its deletion. */
+export function rowOf<V>(message: KafkaMessage, partition: number): RowWrite<V> {
+  const key = message.key?.toString('utf8') ?? '';
+  if (message.value === null) return [key, undefined, { partition, at: Number(message.timestamp) }];
+  const stored = JSON.parse(message.value.toString('utf8')) as StoredRow<V>;
+  return [key, { rev: stored.rev, partition, value: stored.value }];
+}
+
+/** How far a read of partitions has come, while it runs. */
+export interface ReadProgress {
+  readonly topic: string;
+  readonly partitions: readonly number[];
+  readonly done: number;
+  readonly total: number;
+  readonly perSecond: number;
+  readonly etaSeconds: number | null;
+}
+
+/** How often a long read says how far it is. */
+const PROGRESS_EVERY_MS = 2_000;
+
+interface Target {
+  /** Where this read of the partition started, and the end it must reach. */
+  readonly from: number;
+  readonly end: number;
+}
+
+export class Changelog<V> {
+  private readonly consumer: Consumer;
+  /** The partitions read now. */
+  private wanted = new Set<number>();
+  /** Per partition read, the offset its reading has reached (records and markers alike). */
+  private readonly readUpTo = new Map<number, number>();
+  /** Reads one after the other: an assignment's waits for the one before it. */
+  private reading: Promise<void> = Promise.resolve();
+  /** The read under way, if any. */
+  progress: ReadProgress | undefined;
+
+  constructor(
+    kafka: Kafka,
+    private readonly admin: Admin,
+    /** The topic's physical name. */
+    private readonly topic: string,
+    private readonly table: StateTable<V>,
+    groupPrefix: string,
+    private readonly log: Logger,
+  ) {
+    this.consumer = kafka.consumer({
+      // A group of its own, of one member, so it is given every partition; nothing is committed.
+      groupId: `${groupPrefix}.${randomUUID()}`,
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+      // A fetch waits this long when there is nothing new; a stop waits for the fetch.
+      maxWaitTimeInMs: 500,
+    });
+    // Batches of markers or aborted records only reach no handler: their end still counts as read.
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.topic === this.topic) this.reached(payload.partition, Number(payload.lastOffset) + 1);
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    // From the end: nothing is read until a partition is asked for, from its stored position.
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: false });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const partition = batch.partition;
+        const position = this.readUpTo.get(partition);
+        // A batch fetched from elsewhere than where this read stands (before a seek) is not applied.
+        if (
+          !this.wanted.has(partition) ||
+          position === undefined ||
+          Number((batch as { fetchedOffset?: string }).fetchedOffset) > position
+        )
+          return;
+        const stored = this.table.positions().get(partition) ?? 0;
+        const writes: RowWrite<V>[] = [];
+        let next = stored;
+        for (const message of batch.messages) {
+          const offset = Number(message.offset);
+          if (offset < stored) continue;
+          writes.push(rowOf<V>(message, partition));
+          next = offset + 1;
+        }
+        if (writes.length > 0) {
+          this.table.applyFromLog(writes, new Map([[partition, next]]));
+          restoredRecords.inc({ topic: this.topic }, writes.length);
+        }
+        this.reached(partition, next);
+      },
+    });
+    this.consumer.pause([{ topic: this.topic }]);
+  }
+
+  /** Reads these partitions (and no others) to the end of what is committed now, and goes on. */
+  read(partitions: ReadonlySet<number>, timeoutMs = 300_000): Promise<void> {
+    const run = this.reading.catch(() => undefined).then(() => this.readNow(partitions, timeoutMs));
+    this.reading = run;
+    return run;
+  }
+
+  /** Resolves once the partitions followed have read everything committed before this call. */
+  async caughtUp(timeoutMs = 60_000): Promise<void> {
+    await this.reading;
+    const ends = await this.ends();
+    const lagging = () => [...this.wanted].filter((p) => (this.readUpTo.get(p) ?? 0) < (ends.get(p)?.end ?? 0));
+    const deadline = Date.now() + timeoutMs;
+    for (let behind = lagging(); behind.length > 0; behind = lagging()) {
+      if (Date.now() > deadline) {
+        throw new Error(`${this.topic} not read to its end after ${timeoutMs} ms (partitions ${behind.join(',')})`);
+      }
+      await sleep(10);
+    }
+  }
+
+  /** Every partition of the topic. */
+  async partitions(): Promise<Set<number>> {
+    return new Set((await this.ends()).keys());
+  }
+
+  stop(): Promise<void> {
+    return this.consumer.disconnect();
+  }
+
+  private reached(partition: number, next: number): void {
+    const position = this.readUpTo.get(partition);
+    if (this.wanted.has(partition) && position !== undefined && next > position) this.readUpTo.set(partition, next);
+  }
+
+  /** Per partition: its first offset and its read-committed end. */
+  private async ends(): Promise<Map<number, { low: number; end: number }>> {
+    const offsets = await retry(() => this.admin.fetchTopicOffsets(this.topic), DEFAULT_BACKOFF);
+    return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), end: Number(o.offset) }]));
+  }
+
+  private async readNow(partitions: ReadonlySet<number>, timeoutMs: number): Promise<void> {
+    const dropped = [...this.wanted].filter((p) => !partitions.has(p));
+    if (dropped.length > 0) this.consumer.pause([{ topic: this.topic, partitions: dropped }]);
+    for (const p of dropped) this.readUpTo.delete(p);
+    this.wanted = new Set(partitions);
+    if (partitions.size === 0) return;
+
+    const ends = await this.ends();
+    const stored = this.table.positions();
+    const impossible = [...partitions].filter((p) => {
+      const at = stored.get(p);
+      const range = ends.get(p);
+      return at !== undefined && range !== undefined && (at > range.end || at < range.low);
+    });
+    if (impossible.length > 0) {
+      this.log.warn(
+        { topic: this.topic, partitions: impossible },
+        `the state store is not a copy of ${this.topic} (positions outside the topic): it is read again from the start`,
+      );
+      this.table.clear();
+    }
+    const targets = new Map<number, Target>();
+    for (const p of partitions) {
+      const range = ends.get(p) ?? { low: 0, end: 0 };
+      const from = this.table.positions().get(p) ?? range.low;
+      targets.set(p, { from, end: range.end });
+      this.readUpTo.set(p, from);
+      this.consumer.seek({ topic: this.topic, partition: p, offset: String(from) });
+    }
+    this.consumer.resume([{ topic: this.topic, partitions: [...partitions] }]);
+    await this.untilRead(targets, timeoutMs);
+  }
+
+  /** Waits for every target's end, saying how far it is while that takes time. */
+  private async untilRead(targets: ReadonlyMap<number, Target>, timeoutMs: number): Promise<void> {
+    const total = [...targets.values()].reduce((sum, t) => sum + Math.max(0, t.end - t.from), 0);
+    const remaining = () =>
+      [...targets].reduce((sum, [p, t]) => sum + Math.max(0, t.end - Math.max(t.from, this.readUpTo.get(p) ?? 0)), 0);
+    const partitions = [...targets.keys()].sort((a, b) => a - b);
+    const started = Date.now();
+    let reported = started;
+    for (let left = remaining(); left > 0; left = remaining()) {
+      restoreRecordsRemaining.set({ topic: this.topic }, left);
+      const now = Date.now();
+      if (now - started > timeoutMs) {
+        throw new Error(`${this.topic}: ${left} of ${total} offsets still unread after ${timeoutMs} ms`);
+      }
+      const rate = (total - left) / Math.max(0.001, (now - started) / 1000);
+      const etaSeconds = rate > 0 ? Math.ceil(left / rate) : null;
+      this.progress = {
+        topic: this.topic,
+        partitions,
+        done: total - left,
+        total,
+        perSecond: Math.round(rate),
+        etaSeconds,
+      };
+      if (now - reported >= PROGRESS_EVERY_MS) {
+        reported = now;
+        const offsets = Object.fromEntries([...targets].map(([p, t]) => [p, `${this.readUpTo.get(p)}/${t.end}`]));
+        this.log.info(
+          { ...this.progress, offsets },
+          `reading ${this.topic}: ${total - left} of ${total} offsets (${Math.round(rate)}/s, ` +
+            `${etaSeconds === null ? 'starting' : `about ${etaSeconds} s left`})`,
+        );
+      }
+      await sleep(10);
+    }
+    this.progress = undefined;
+    restoreRecordsRemaining.set({ topic: this.topic }, 0);
+    const seconds = (Date.now() - started) / 1000;
+    if (total > 0) {
+      this.log.info(
+        { topic: this.topic, partitions, offsets: total, seconds, rows: this.table.size },
+        `read ${this.topic}: ${total} offsets of partitions ${partitions.join(',')} in ${seconds.toFixed(1)} s`,
+      );
+    }
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * State on local disk, restored from the state topic from where the store stands: a restart
+ * reads only what changed since, a lost or corrupt store is rebuilt from the topic, and finished
+ * orders are retired after ORDER_RETENTION on every state topic (a late duplicate then changes
+ * nothing).
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually, sleep, Stack } from './support/stack.js';
+
+const PEN = { sku: 'PEN', quantity: 1 };
+
+/** The offsets a start read from a state topic ("read <topic>: N offsets ..."), 0 when none. */
+function offsetsRead(stack: Stack, name: string, topic: 'order.state'): number {
+  const lines = readFileSync(join(stack.logDir, `${name}.log`), 'utf8')
+    .trim()
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as { msg?: string; offsets?: number }];
+      } catch {
+        return [];
+      }
+    });
+  const opened = lines.findLastIndex((l) => /^state store opened/.test(l.msg ?? ''));
+  const read = lines.slice(opened).find((l) => (l.msg ?? '').startsWith(`read ${stack.topic(topic)}:`));
+  return read?.offsets ?? 0;
+}
+
+async function placeAndFinish(stack: Stack, count: number, instance = '0'): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const { status, body } = await stack.placeOrder({ customerId: 'alice', items: [PEN] }, {}, instance);
+    expect(status).toBe(202);
+    ids.push(body.orderId);
+  }
+  for (const id of ids) expect((await stack.finished(id)).status).toBe('CONFIRMED');
+  return ids;
+}
+
+describe('the state store', () => {
+  const stack = new Stack({
+    env: {
+      stock: { STOCK_CATALOG: JSON.stringify({ PEN: { quantity: 100_000, price: 100 } }) },
+      billing: { BILLING_ACCOUNTS: JSON.stringify({ alice: 100_000_000 }) },
+    },
+  });
+  beforeAll(() => stack.startAll(), 120_000);
+  afterAll(() => stack.stopAll());
+
+  test('a restart reads only the tail; a deleted or corrupt store is rebuilt from the topic', async () => {
+    const early = await placeAndFinish(stack, 60);
+    await stack.start('order', '1');
+    // Replica 1 read everything once; stopped, it misses what replica 0 commits meanwhile.
+    expect(offsetsRead(stack, 'order-1', 'order.state')).toBeGreaterThanOrEqual(60 * 3);
+    expect(await stack.stop('order', '1')).toBe(0);
+    const late = await placeAndFinish(stack, 20);
+    const total = (await stack.readTopic('order.state')).length;
+
+    await stack.start('order', '1');
+    const tail = offsetsRead(stack, 'order-1', 'order.state');
+    // The tail: the late orders' rows (and their commit markers), not the whole topic.
+    expect(tail).toBeGreaterThanOrEqual(20 * 3);
+    expect(tail).toBeLessThan(total / 2);
+    for (const id of [early[0]!, late[late.length - 1]!]) {
+      expect((await stack.http('order', `/orders/${id}`, undefined, '1')).body.status).toBe('CONFIRMED');
+    }
+    console.log(`restart read ${tail} of the ${total} records of order.state`);
+
+    // Lost: rebuilt from the whole topic.
+    await stack.stop('order', '1', 'SIGKILL');
+    rmSync(stack.stateDir('order', '1'), { recursive: true, force: true });
+    await stack.start('order', '1');
+    expect(offsetsRead(stack, 'order-1', 'order.state')).toBeGreaterThanOrEqual(total);
+    expect((await stack.http('order', `/orders/${early[1]}`, undefined, '1')).body.status).toBe('CONFIRMED');
+
+    // Corrupt: refused as a store, deleted, rebuilt.
+    await stack.stop('order', '1', 'SIGKILL');
+    writeFileSync(join(stack.stateDir('order', '1'), 'data.mdb'), Buffer.alloc(64 * 1024, 7));
+    await stack.start('order', '1');
+    const log = readFileSync(join(stack.logDir, 'order-1.log'), 'utf8');
+    expect(log).toMatch(/could not be opened: deleted, to be rebuilt from the changelog/);
+    expect(offsetsRead(stack, 'order-1', 'order.state')).toBeGreaterThanOrEqual(total);
+    expect((await stack.http('order', `/orders/${late[0]}`, undefined, '1')).body.status).toBe('CONFIRMED');
+    await stack.stop('order', '1');
+  }, 240_000);
+});
+
+describe('retention', () => {
+  const RETENTION_S = 6;
+  const everyone = { ORDER_RETENTION: `${RETENTION_S}s` };
+  const stack = new Stack({
+    env: {
+      order: everyone,
+      stock: { ...everyone, STOCK_CATALOG: JSON.stringify({ PEN: { quantity: 1_000, price: 100 } }) },
+      billing: { ...everyone, BILLING_ACCOUNTS: JSON.stringify({ alice: 100_000 }) },
+      notification: everyone,
+    },
+  });
+  beforeAll(() => stack.startAll(), 120_000);
+  afterAll(() => stack.stopAll());
+
+  test('a finished order is tombstoned on every state topic, its GET says retired, a late duplicate changes nothing', async () => {
+    const ids = await placeAndFinish(stack, 3);
+    const retired = await eventually(
+      'the orders to be retired',
+      async () => {
+        const answers = await Promise.all(ids.map((id) => stack.http('order', `/orders/${id}`)));
+        return answers.every((a) => a.status === 404) ? answers : undefined;
+      },
+      (RETENTION_S + 20) * 1_000,
+    );
+    for (const { body } of retired) expect(body.message).toMatch(/was retired at \d{4}-\d\d-\d\dT.*ORDER_RETENTION/);
+
+    await eventually('every row of the orders to be tombstoned', async () => {
+      const topics = await Promise.all(
+        (['order.state', 'stock.state', 'billing.state', 'notification.state'] as const).map((t) => stack.readTopic(t)),
+      );
+      // The last record of each row of the orders, on each state topic.
+      const last = new Map<string, string | null>();
+      topics.forEach((records, t) => {
+        for (const r of records) if (r.key && ids.some((id) => r.key!.endsWith(id))) last.set(`${t}/${r.key}`, r.value);
+      });
+      // Each order has rows in every service: its saga, reservation, SKU hold, payment, credit hold, notification.
+      if (last.size < ids.length * 6) return undefined;
+      return [...last.values()].every((value) => value === null) ? true : undefined;
+    });
+
+    // The late duplicate of an order.placed: recognised as older than the retention, not a new order.
+    const placed = (await stack.readTopic('order.placed')).find((r) => r.key === ids[0])!;
+    await stack.produce('order.placed', [{ key: placed.key, value: placed.value, headers: placed.headers }]);
+    const dead = await eventually('the duplicate to be dead-lettered', async () => {
+      const records = await stack.readTopic('order.placed.dlt');
+      return records.find((r) => r.key === ids[0]);
+    });
+    expect(dead.headers['dlt-kind']).toBe('expired');
+    expect(dead.headers['dlt-reason']).toMatch(/older than the state's retention/);
+    await sleep(500);
+    const again = await stack.http('order', `/orders/${ids[0]}`);
+    expect(again.status).toBe(404);
+    expect(again.body.message).toMatch(/retired/);
+    expect((await stack.readTopic('order.state')).filter((r) => r.key === ids[0]).at(-1)!.value).toBeNull();
+
+    // The same Idempotency-Key again is refused while the order is known as retired.
+    const keyed = await stack.placeOrder({ customerId: 'alice', items: [PEN] }, { 'idempotency-key': 'k-1' });
+    expect(keyed.status).toBe(202);
+    await stack.finished(keyed.body.orderId);
+    await eventually(
+      'the keyed order to be retired',
+      async () => ((await stack.http('order', `/orders/${keyed.body.orderId}`)).status === 404 ? true : undefined),
+      (RETENTION_S + 20) * 1_000,
+    );
+    const reused = await stack.placeOrder({ customerId: 'alice', items: [PEN] }, { 'idempotency-key': 'k-1' });
+    expect(reused.status).toBe(409);
+    expect(reused.body.message).toMatch(/retired at .*Idempotency-Key/);
+  }, 180_000);
+});
