@@ -83,8 +83,7 @@ main(async () => {
   await publisher.connect();
   await placed.start();
   await stateLog.start();
-  const partitions = (await admin.fetchTopicOffsets(stateTopic)).map((o) => o.partition);
-  await stateLog.read(new Set(partitions));
+  await stateLog.read();
   kafkaReady = true;
   leader.start();
   await controller.start();

@@ -120,8 +120,11 @@ export class Changelog<V> {
     this.consumer.pause([{ topic: this.topic }]);
   }
 
-  /** Reads these partitions (and no others) to the end of what is committed now, and goes on. */
-  read(partitions: ReadonlySet<number>, timeoutMs = 300_000): Promise<void> {
+  /**
+   * Reads these partitions (every partition of the topic when none are named, and no others) to
+   * the end of what is committed now, and goes on.
+   */
+  read(partitions?: ReadonlySet<number>, timeoutMs = 300_000): Promise<void> {
     const run = this.reading.catch(() => undefined).then(() => this.readNow(partitions, timeoutMs));
     this.reading = run;
     return run;
@@ -141,11 +144,6 @@ export class Changelog<V> {
     }
   }
 
-  /** Every partition of the topic. */
-  async partitions(): Promise<Set<number>> {
-    return new Set((await this.ends()).keys());
-  }
-
   stop(): Promise<void> {
     return this.consumer.disconnect();
   }
@@ -161,14 +159,15 @@ export class Changelog<V> {
     return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), end: Number(o.offset) }]));
   }
 
-  private async readNow(partitions: ReadonlySet<number>, timeoutMs: number): Promise<void> {
+  private async readNow(named: ReadonlySet<number> | undefined, timeoutMs: number): Promise<void> {
+    const ends = await this.ends();
+    const partitions = named ?? new Set(ends.keys());
     const dropped = [...this.wanted].filter((p) => !partitions.has(p));
     if (dropped.length > 0) this.consumer.pause([{ topic: this.topic, partitions: dropped }]);
     for (const p of dropped) this.readUpTo.delete(p);
     this.wanted = new Set(partitions);
     if (partitions.size === 0) return;
 
-    const ends = await this.ends();
     const stored = this.table.positions();
     const impossible = [...partitions].filter((p) => {
       const at = stored.get(p);

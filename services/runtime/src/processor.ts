@@ -173,17 +173,12 @@ export class Processor<V> {
     return [this.stateLog, ...this.lookupLogs].flatMap((l) => (l.progress ? [l.progress] : []));
   }
 
-  /** The partitions this replica owns now. */
-  get partitions(): ReadonlySet<number> {
-    return this.owned;
-  }
-
   async start(): Promise<void> {
     const { namer, contract } = this.options;
     // Every partition, from where the local store stands: a restart reads only the tail.
     const logs = [this.stateLog, ...this.lookupLogs];
     await Promise.all(logs.map((l) => l.start()));
-    await Promise.all(logs.map(async (l) => l.read(await l.partitions())));
+    await Promise.all(logs.map((l) => l.read()));
     this.restoredOnce = true;
     this.log.info({ rows: this.options.table.size }, `state restored from ${contract.stateTopic}`);
 
