@@ -162,6 +162,18 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
     },
   );
 
+  test.each(COMPONENT_NAMES)(
+    "%s: a service's replicas reach each other on its port, nothing more (reads forwarded to a partition's owner); the controller's do not",
+    (c) => {
+      const { port, kind } = COMPONENTS[c];
+      const replica = podOf(c);
+      const another: Endpoint = { ...replica, ip: '10.244.1.11' };
+      expect(may(replica, another, port)).toBe(kind === 'service');
+      expect(may(replica, another, port + 1)).toBe(false);
+      expect(may(replica, another, 9093)).toBe(false);
+    },
+  );
+
   test("notification's webhooks: https to public addresses only", () => {
     const notification = podOf('notification');
     expect(may(notification, { ip: '93.184.215.14' }, 443)).toBe(true);

@@ -166,10 +166,11 @@ broker_pids() {
   [[ -z $found ]] || echo "$found"
 }
 
-# True when something accepts TCP connections on 127.0.0.1:$1, or (where ss is installed) any
-# socket holds it: a client's ephemeral port would make the broker's bind fail.
+# True when something listens on, or accepts TCP connections on, 127.0.0.1:$1. Sockets in other
+# states do not count: a broker just stopped leaves its clients' connections closing on its port,
+# and the JVM listens with SO_REUSEADDR, so a restart gets the port its clients know.
 port_in_use() {
-  if command -v ss >/dev/null && [[ -n $(ss -Htan "sport = :$1" 2>/dev/null) ]]; then return 0; fi
+  if command -v ss >/dev/null && [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; then return 0; fi
   timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 

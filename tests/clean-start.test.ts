@@ -10,17 +10,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMPONENTS } from '@ordersaga/contracts';
-import { eventually, freePort } from './support/stack.js';
+import { eventually } from './support/stack.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 test('npm start on a fresh broker: every service ready, an order confirmed, no ERROR, a clean stop', async () => {
-  const port = await freePort();
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     ORDERSAGA_CACHE: process.env.ORDERSAGA_CACHE,
-    KAFKA_PORT: String(port),
+    // Below the ephemeral range (32768 and up), as are the controller's port (+1) next to it: no
+    // client's port is in the way, as a free port's neighbour might be.
+    KAFKA_PORT: '29400',
     KAFKA_DATA_DIR: mkdtempSync(join(tmpdir(), 'ordersaga-fresh-kafka-')),
   };
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
@@ -29,12 +30,20 @@ test('npm start on a fresh broker: every service ready, an order confirmed, no E
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  // What npm start printed last: a failure says where start-up stood.
+  const tail = () => output.split('\n').slice(-40).join('\n');
   try {
-    await eventually(
+    const running = eventually(
       'ordersaga to be running',
       async () => (output.includes('ordersaga is running') ? true : undefined),
       120_000,
     );
+    const exitedEarly = exited.then((code) => {
+      throw new Error(`npm start exited (${code}) before it was running`);
+    });
+    await Promise.race([running, exitedEarly]).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- npm start's last lines:\n${tail()}`);
+    });
     const order = `http://127.0.0.1:${COMPONENTS.order.port}`;
     const placed = await fetch(`${order}/orders`, {
       method: 'POST',

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceName } from '@ordersaga/contracts';
 import { expectInvariants, type World } from './support/invariants.js';
-import { eventually, sleep, Stack } from './support/stack.js';
+import { eventually, sleep, Stack, type TopicRecord } from './support/stack.js';
 
 const UNITS = 50;
 const ORDERS = 300;
@@ -45,6 +45,16 @@ function assigned(service: ServiceName, instance: string): number[] {
     }
   }
   return [];
+}
+
+/** Every committed version of the SKU's row, once the last one holds nothing (as HTTP showed). */
+async function settledSkuRows() {
+  const rowsOf = (records: TopicRecord[]) => records.filter((r) => r.key === 'sku:LAST');
+  const records = await stack.readTopicUntil('stock.state', "the SKU's settled row", (all) => {
+    const last = rowsOf(all).at(-1);
+    return last !== undefined && last.json.value.held === 0;
+  });
+  return rowsOf(records);
 }
 
 test('300 concurrent orders, 3 Stock and 3 Billing replicas: never more sold than there is, never below zero', async () => {
@@ -95,7 +105,7 @@ test('300 concurrent orders, 3 Stock and 3 Billing replicas: never more sold tha
 
   // Every version of the SKU's row its owner committed, in order: never more held and sold than
   // there is; the peak is all of it (the first 50 requests take every unit before any is released).
-  const stockRows = (await stack.readTopic('stock.state')).filter((r) => r.key === 'sku:LAST');
+  const stockRows = await settledSkuRows();
   const peak = Math.max(...stockRows.map((r) => r.json.value.held + r.json.value.sold));
   expect(new Set(stockRows.map((r) => r.partition)).size).toBe(1); // one owner's partition
   expect(peak).toBe(UNITS);
@@ -178,7 +188,7 @@ test("restocked and topped up once per key, then the SKU's owner SIGKILLed mid-r
 
   const restockedWorld: World = { ...world, catalog: { LAST: { quantity: UNITS, price: 100 } } };
   const { confirmed } = await expectInvariants(stack, restockedWorld, 120_000);
-  const stockRows = (await stack.readTopic('stock.state')).filter((r) => r.key === 'sku:LAST');
+  const stockRows = await settledSkuRows();
   expect(Math.max(...stockRows.map((r) => r.json.value.held + r.json.value.sold))).toBeLessThanOrEqual(UNITS + 40);
   expect(stockRows.at(-1)!.json.value).toMatchObject({ held: 0, sold: confirmed.length, restocked: 40 });
   // Each order answered once by the SKU's owner: no reservation doubled across the takeover.

@@ -4,30 +4,15 @@
  * the services given only its TLS address, the CA and their credentials. A saga completes; a
  * service with the wrong password does not start, and says why.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SERVICE_NAMES } from '@ordersaga/contracts';
+import { ownBroker } from './support/own-broker.js';
 import { Stack } from './support/stack.js';
 
-const KAFKA_SH = join(dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'kafka.sh');
-const dataDir = mkdtempSync(join(tmpdir(), 'ordersaga-tls-kafka-'));
 const password = (service: string) => `${service}-secret`;
-const kafkaSh = (command: string) =>
-  execFileSync('bash', [KAFKA_SH, command], {
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      KAFKA_DATA_DIR: dataDir,
-      // Below the ephemeral range (32768 and up): no client's port is in the way.
-      KAFKA_PORT: '29300',
-      KAFKA_TLS: '1',
-      KAFKA_SCRAM_USERS: SERVICE_NAMES.map((s) => `${s}:${password(s)}`).join(','),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+const kafkaSh = ownBroker('tls', 29300, {
+  KAFKA_TLS: '1',
+  KAFKA_SCRAM_USERS: SERVICE_NAMES.map((s) => `${s}:${password(s)}`).join(','),
+});
 
 let stack: Stack;
 
@@ -68,7 +53,7 @@ test('a saga completes with every service on the TLS listener, each as its own S
   expect(status).toBe(202);
   const order = await stack.finished(body.orderId);
   expect(order.status).toBe('CONFIRMED');
-  const confirmed = await stack.readTopic('order.confirmed');
+  const confirmed = await stack.readTopicUntil('order.confirmed', 'its order.confirmed', (all) => all.length > 0);
   expect(confirmed.map((r) => r.key)).toEqual([body.orderId]);
 });
 

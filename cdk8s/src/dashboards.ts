@@ -215,7 +215,7 @@ const sagaOverview = build({
         description: 'Started and not yet confirmed or failed.',
         unit: units.Short,
         // Every order replica sees every saga.
-        queries: [{ expr: `max(ordersaga_sagas_in_flight{${IN_NAMESPACE}})`, legend: 'in flight' }],
+        queries: [{ expr: `sum(ordersaga_sagas_in_flight{${IN_NAMESPACE}})`, legend: 'in flight' }],
       }),
       singleStat({
         title: 'Oldest saga in flight',

@@ -265,7 +265,14 @@ export class OrdersagaChart extends Chart {
               'k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(INSTANCE_ID)',
             ),
             // A service's state store (local disk, rebuilt from its state topic when the pod is new).
-            ...(component.kind === 'controller' ? {} : { STATE_DIR: kplus.EnvValue.fromValue(STATE_DIR) }),
+            ...(component.kind === 'controller'
+              ? {}
+              : {
+                  STATE_DIR: kplus.EnvValue.fromValue(STATE_DIR),
+                  // Where the other replicas forward reads of the partitions this one keeps.
+                  POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
+                  ADVERTISED_URL: kplus.EnvValue.fromValue(`http://$(POD_IP):${component.port}`),
+                }),
             // Its KafkaUser's Secret has a password only for SCRAM.
             KAFKA_SASL_PASSWORD: kplus.EnvValue.fromSecretValue(
               { secret: kafkaUserSecret, key: 'password' },
@@ -347,7 +354,9 @@ export class OrdersagaChart extends Chart {
 
   /**
    * Only Kafka, DNS and what the component really calls, each rule with its ports; in: its port,
-   * from anywhere for the public API, else from the monitoring namespace (Prometheus) only.
+   * from anywhere for the public API, else from the monitoring namespace (Prometheus) only. A
+   * service's replicas reach each other's port too: each answers the reads of the partitions it
+   * keeps (owners.ts).
    * Ports are IntOrString: cdk8s-plus drops a plain number from a typed NetworkPolicyPort.
    */
   private networkPolicy(
@@ -368,6 +377,8 @@ export class OrdersagaChart extends Chart {
     ];
     // Traces, to the OpenTelemetry Collector: where networkPolicy.collector says (any address when empty).
     egress.push({ to: [], ports: [tcp(this.props.tracing.port)] });
+    const replicas = { podSelector: { matchLabels: labels } };
+    const servesPartitions = component.kind !== 'controller';
     // Then what the component calls, in the registry's order (EXTRA_EGRESS_RULE).
     for (const peer of component.egress) {
       if (peer === 'kube-apiserver') {
@@ -378,6 +389,8 @@ export class OrdersagaChart extends Chart {
         egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [...NON_PUBLIC_IPV4] } }], ports: [tcp(443)] });
       }
     }
+    // Last, so the peers' rules keep their places (EXTRA_EGRESS_RULE): the other replicas.
+    if (servesPartitions) egress.push({ to: [replicas], ports: [tcp(component.port)] });
     new kplus.k8s.KubeNetworkPolicy(this, `${metadata.name}-netpol`, {
       metadata,
       spec: {
@@ -398,6 +411,9 @@ export class OrdersagaChart extends Chart {
                 }),
             ports: [tcp(component.port)],
           },
+          ...(servesPartitions && component.ingress !== 'public'
+            ? [{ from: [replicas], ports: [tcp(component.port)] }]
+            : []),
         ],
         egress: egress as never,
       },

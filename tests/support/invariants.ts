@@ -22,7 +22,14 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
   const failed = orders.filter((o) => o.status === 'FAILED');
   expect(confirmed.length + failed.length).toBe(orderIds.length);
 
-  const terminalEvents = [...(await stack.readTopic('order.confirmed')), ...(await stack.readTopic('order.failed'))];
+  const terminalEvents = [
+    ...(await stack.readTopicUntil('order.confirmed', 'the order.confirmed of every confirmed order', (records) =>
+      confirmed.every((o) => records.some((r) => r.key === o.orderId)),
+    )),
+    ...(await stack.readTopicUntil('order.failed', 'the order.failed of every failed order', (records) =>
+      failed.every((o) => records.some((r) => r.key === o.orderId)),
+    )),
+  ];
   for (const order of orders) {
     const events = terminalEvents.filter((r) => r.key === order.orderId);
     expect(events.map((e) => e.json.type)).toEqual([order.status === 'CONFIRMED' ? 'order.confirmed' : 'order.failed']);
@@ -71,7 +78,7 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
 
   // 4. Exactly one customer notification per terminal order.
   const notifications = await eventually('a notification per order', async () => {
-    const { body } = await stack.http('notification', '/notifications');
+    const { body } = await stack.http('notification', '/notifications?limit=1000');
     const mine = (body as any[]).filter((n) => orderIds.includes(n.orderId));
     return mine.length >= orderIds.length ? mine : undefined;
   });

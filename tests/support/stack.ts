@@ -130,12 +130,14 @@ export class Stack {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     everyChild.add(child);
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+    // Both streams go to one file, which ends once both have closed: an instance's last words
+    // (a fatal error just before it exits) are in its log before anyone reads it.
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
     const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => {
+      child.on('close', (code) => {
         everyChild.delete(child);
-        resolve(code);
+        log.end(() => resolve(code));
       }),
     );
     this.running.set(name, { child, port, exited });
@@ -178,6 +180,22 @@ export class Stack {
   /** Where an instance keeps its state store (local disk, restored from the state topic). */
   stateDir(service: Component, instance = '0'): string {
     return join(this.logDir, 'state', `${service}-${instance}`);
+  }
+
+  /** The partitions an instance was last assigned, from its log ("partitions assigned"). */
+  assigned(service: Component, instance = '0'): number[] {
+    const lines = readFileSync(join(this.logDir, `${service}-${instance}.log`), 'utf8').split('\n');
+    const last = lines
+      .map((l) => {
+        try {
+          return JSON.parse(l);
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((l) => l?.msg === 'partitions assigned')
+      .pop();
+    return last?.partitions ?? [];
   }
 
   logTail(name: string, lines = 30): string {
@@ -289,6 +307,27 @@ export class Stack {
       await admin.disconnect();
     }
     return records;
+  }
+
+  /**
+   * The topic's committed records once `complete` holds for them. A record a service already
+   * shows over HTTP may not be readable yet: its producer's commit returns before the broker has
+   * written the transaction's markers, and a read-committed reader stops short of them until then.
+   */
+  async readTopicUntil(
+    name: TopicName,
+    what: string,
+    complete: (records: TopicRecord[]) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<TopicRecord[]> {
+    return eventually(
+      what,
+      async () => {
+        const records = await this.readTopic(name);
+        return complete(records) ? records : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   /** Writes raw records to a topic of this stack (for duplicates and poison messages). */

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import {
   Cents,
   CommandHeaders,
@@ -51,19 +52,32 @@ main(async () => {
     holds: authorizationHold(holdMs),
     retentionMs: orderRetentionMs(),
     publishes: true,
-    routes: (app, { publisher }) => {
+    routes: (app, { publisher, routing }) => {
+      // A customer's credit is read on its partition's owner, a payment on its order's; the list,
+      // from every replica's part.
+      const byCustomer = {
+        ownerKey: (request: FastifyRequest) => (request.params as { customerId: string }).customerId,
+      };
+      const seedOrder = Object.keys(seeds);
       app.get('/accounts', async (request, reply) => {
         if (!isOperator(request)) return forbidden(reply, "every customer's account is for the operator scope only");
-        return accounts(committed, seeds);
+        const all = await routing.gather(request, reply, () =>
+          accounts(committed, seeds).filter(({ customerId }) => routing.servesKey(customerId)),
+        );
+        return all && all.sort((a, b) => seedOrder.indexOf(a.customerId) - seedOrder.indexOf(b.customerId));
       });
-      app.get<{ Params: { customerId: string } }>('/accounts/:customerId', async (request, reply) => {
-        if (!mayActFor(request, request.params.customerId)) {
-          return forbidden(reply, `this token is not for customer ${request.params.customerId}`);
-        }
-        const credit = creditOf(request.params.customerId, committed, seeds);
-        if (!credit) return notFound(reply, `unknown customer ${request.params.customerId}`);
-        return accountOf(credit);
-      });
+      app.get<{ Params: { customerId: string } }>(
+        '/accounts/:customerId',
+        { config: byCustomer },
+        async (request, reply) => {
+          if (!mayActFor(request, request.params.customerId)) {
+            return forbidden(reply, `this token is not for customer ${request.params.customerId}`);
+          }
+          const credit = creditOf(request.params.customerId, committed, seeds);
+          if (!credit) return notFound(reply, `unknown customer ${request.params.customerId}`);
+          return accountOf(credit);
+        },
+      );
       // Credit added through the customer's one owner; the same Idempotency-Key adds it once.
       app.post<{
         Params: { customerId: string };
@@ -72,6 +86,7 @@ main(async () => {
       }>(
         '/accounts/:customerId/top-up',
         {
+          config: byCustomer,
           schema: {
             body: TopUpBody,
             headers: CommandHeaders,
@@ -92,7 +107,8 @@ main(async () => {
           return reply.code(202).send({ customerId, amount, topUpId });
         },
       );
-      app.get<{ Params: { orderId: string } }>('/payments/:orderId', async (request, reply) => {
+      const byOrder = { ownerKey: (request: FastifyRequest) => (request.params as { orderId: string }).orderId };
+      app.get<{ Params: { orderId: string } }>('/payments/:orderId', { config: byOrder }, async (request, reply) => {
         const payment = committed(request.params.orderId);
         if (payment?.kind !== 'order') return notFound(reply, `no payment for ${request.params.orderId}`);
         if (!mayActFor(request, payment.customerId)) {

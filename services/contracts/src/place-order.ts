@@ -12,6 +12,8 @@ export interface OrderRequest {
   readonly items: readonly OrderItem[];
   /** The same key (per customer) stands for the same order: an HTTP Idempotency-Key, a SagaOrder's uid. */
   readonly idempotencyKey?: string;
+  /** Without a key: the id the caller drew for the order (a new random one when not given). */
+  readonly orderId?: string;
 }
 
 /**
@@ -27,7 +29,7 @@ export async function placeOrder(
   const { customerId, items, idempotencyKey } = request;
   const placed = initial(
     'order.placed',
-    orderIdFor(customerId, idempotencyKey),
+    idempotencyKey || request.orderId === undefined ? orderIdFor(customerId, idempotencyKey) : request.orderId,
     { customerId, items: [...items], ...(idempotencyKey ? { idempotencyKey } : {}) },
     now,
     correlationId,

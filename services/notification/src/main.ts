@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { CustomerId, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
 import {
   createLogger,
@@ -15,6 +16,10 @@ import {
 } from '@ordersaga/runtime';
 import { createNotificationHandler, notificationLifecycle, type Notification, type Webhooks } from './notifier.js';
 import { WebhookClient } from './webhook.js';
+
+/** How many notifications a list gives when not told, and at most. */
+const DEFAULT_LIST = 100;
+const MAX_LIST = 1_000;
 
 main(async () => {
   const client = new WebhookClient({
@@ -36,32 +41,63 @@ main(async () => {
     lookups: [{ topic: 'order.state', table: sagas }],
     retentionMs: orderRetentionMs(),
     handle: createNotificationHandler(webhooks, client, sagas, createLogger('notification')),
-    routes: (app) => {
-      app.get<{ Querystring: { customerId?: string } }>('/notifications', async (request, reply) => {
-        const { customerId } = request.query;
-        // Everyone's notifications (webhook URLs included) are the operator's; a customer's own are its.
-        if (customerId === undefined ? !isOperator(request) : !mayActFor(request, customerId)) {
-          return forbidden(
-            reply,
-            `${customerId === undefined ? "every customer's" : `customer ${customerId}'s`} notifications are not this token's to list`,
-          );
-        }
-        return [...table.rows()]
-          .map(([orderId]) => table.getCommitted(orderId))
-          .filter(
-            (n): n is Notification => n !== undefined && (customerId === undefined || n.customerId === customerId),
-          );
-      });
-      app.get<{ Params: { orderId: string } }>('/notifications/:orderId', async (request, reply) => {
-        const notification = table.getCommitted(request.params.orderId);
-        if (!notification) {
-          return notFound(reply, `no notification for order ${request.params.orderId}`);
-        }
-        if (!mayActFor(request, notification.customerId)) {
-          return forbidden(reply, `order ${request.params.orderId} is not this token's customer's`);
-        }
-        return notification;
-      });
+    routes: (app, { routing }) => {
+      app.get<{ Querystring: { customerId?: string; limit?: string } }>(
+        '/notifications',
+        {
+          schema: {
+            querystring: Type.Object(
+              {
+                customerId: Type.Optional(CustomerId),
+                limit: Type.Optional(
+                  Type.String({
+                    pattern: `^([1-9][0-9]{0,2}|${MAX_LIST})$`,
+                    description: `At most this many (1 to ${MAX_LIST}), by order id`,
+                  }),
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          },
+        },
+        async (request, reply) => {
+          const { customerId } = request.query;
+          const limit = Number(request.query.limit ?? DEFAULT_LIST);
+          // Everyone's notifications (webhook URLs included) are the operator's; a customer's own are its.
+          if (customerId === undefined ? !isOperator(request) : !mayActFor(request, customerId)) {
+            return forbidden(
+              reply,
+              `${customerId === undefined ? "every customer's" : `customer ${customerId}'s`} notifications are not this token's to list`,
+            );
+          }
+          // Each replica gives the first `limit` of the partitions it keeps; the first of all are among them.
+          const all = await routing.gather(request, reply, () => {
+            const mine: Notification[] = [];
+            for (const [, row] of table.rows()) {
+              if (mine.length >= limit) break;
+              if (!routing.servesPartition(row.partition)) continue;
+              if (customerId === undefined || row.value.customerId === customerId) mine.push(row.value);
+            }
+            return mine;
+          });
+          return all && all.sort((a, b) => a.orderId.localeCompare(b.orderId)).slice(0, limit);
+        },
+      );
+      const byOrder = { ownerKey: (request: FastifyRequest) => (request.params as { orderId: string }).orderId };
+      app.get<{ Params: { orderId: string } }>(
+        '/notifications/:orderId',
+        { config: byOrder },
+        async (request, reply) => {
+          const notification = table.getCommitted(request.params.orderId);
+          if (!notification) {
+            return notFound(reply, `no notification for order ${request.params.orderId}`);
+          }
+          if (!mayActFor(request, notification.customerId)) {
+            return forbidden(reply, `order ${request.params.orderId} is not this token's customer's`);
+          }
+          return notification;
+        },
+      );
     },
   });
 });

@@ -14,8 +14,17 @@ import {
   type OrderItem,
   type SagaState,
 } from '@ordersaga/contracts';
-import { forbidden, mayActFor, notFound, unavailable, type Publisher, type StateTable } from '@ordersaga/runtime';
-import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import {
+  forbidden,
+  mayActFor,
+  notFound,
+  unavailable,
+  type OwnerRouting,
+  type Publisher,
+  type StateTable,
+} from '@ordersaga/runtime';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 const PlaceOrderBody = Type.Object({ customerId: CustomerId, items: OrderItems }, { additionalProperties: false });
 type PlaceOrderBody = Static<typeof PlaceOrderBody>;
@@ -92,18 +101,32 @@ const sameOrder = (order: Pick<OrderView, 'customerId' | 'items'>, customerId: s
 export interface OrderApiOptions {
   readonly table: StateTable<SagaState>;
   readonly publisher: Publisher;
+  /** Orders are read and placed on the replica that keeps their partition. */
+  readonly routing: OwnerRouting;
   /** How long a POST with an Idempotency-Key waits for the saga to start before answering 503. */
   readonly startTimeoutMs: number;
 }
 
 export async function orderApi(
   app: FastifyInstance,
-  { table, publisher, startTimeoutMs }: OrderApiOptions,
+  { table, publisher, routing, startTimeoutMs }: OrderApiOptions,
 ): Promise<void> {
   // Orders accepted here whose saga may not be committed yet, so a GET right after the POST
   // works. Bounded: the oldest go first, long after their saga has taken over.
   const accepted = new Map<string, OrderView>();
   const ACCEPTED_MAX = 10_000;
+
+  /**
+   * An order without an Idempotency-Key gets a random id of a partition served here, so that the
+   * replica that accepted it is the one its reads go to (and finds it in `accepted` at once).
+   */
+  const localOrderId = (): string => {
+    for (let tries = 0; tries < 256; tries++) {
+      const id = randomUUID();
+      if (routing.servesKey(id)) return id;
+    }
+    return randomUUID(); // this replica serves no partition (more replicas than partitions)
+  };
 
   const find = (orderId: string): OrderView | undefined => {
     const saga = table.getCommitted(orderId);
@@ -113,6 +136,17 @@ export async function orderApi(
   app.post<{ Body: PlaceOrderBody; Headers: Static<typeof PlaceOrderHeaders> }>(
     '/orders',
     {
+      // With a key, the order's id is known: placed (and its key checked) by its partition's owner.
+      config: {
+        ownerKey: (request) => {
+          const { body, headers } = request as FastifyRequest<{
+            Body: PlaceOrderBody;
+            Headers: Static<typeof PlaceOrderHeaders>;
+          }>;
+          const key = headers['idempotency-key'];
+          return key ? orderIdFor(body.customerId, key) : undefined;
+        },
+      },
       schema: {
         tags: ['orders'],
         summary: 'Place an order; its saga runs asynchronously',
@@ -137,7 +171,7 @@ export async function orderApi(
         return forbidden(reply, `this token orders for ${request.caller!.subject}, not for ${customerId}`);
       }
       const idempotencyKey = request.headers['idempotency-key'];
-      const orderId = orderIdFor(customerId, idempotencyKey);
+      const orderId = idempotencyKey ? orderIdFor(customerId, idempotencyKey) : localOrderId();
       const reused = () =>
         reply.code(422).send({
           statusCode: 422,
@@ -160,7 +194,7 @@ export async function orderApi(
       const now = new Date();
       let placed;
       try {
-        placed = await placeOrder(publisher, { customerId, items, idempotencyKey }, now, request.id);
+        placed = await placeOrder(publisher, { customerId, items, idempotencyKey, orderId }, now, request.id);
       } catch (err) {
         request.log.error({ err, orderId }, 'could not publish order.placed');
         return reply.code(503).send({
@@ -191,6 +225,8 @@ export async function orderApi(
       if (!table.getCommitted(orderId)) {
         if (accepted.size >= ACCEPTED_MAX) accepted.delete(accepted.keys().next().value!);
         accepted.set(orderId, pending);
+        // Once its saga is committed, the saga answers (and its retirement, in time), not this.
+        void table.whenCommitted(orderId, startTimeoutMs).then((saga) => saga && accepted.delete(orderId));
       }
       request.log.info({ orderId }, 'order placed');
       return reply.code(202).header('location', `/orders/${orderId}`).send(pending);
@@ -200,6 +236,7 @@ export async function orderApi(
   app.get<{ Params: { id: string } }>(
     '/orders/:id',
     {
+      config: { ownerKey: (request) => (request.params as { id: string }).id },
       schema: {
         tags: ['orders'],
         summary: 'An order: its state, step history and failure reason',

@@ -20,7 +20,7 @@ main(async () => {
     retentionMs: orderRetentionMs(),
     onCommitted: observeSagaChanges,
     publishes: true,
-    routes: async (app, { publisher }) => {
+    routes: async (app, { publisher, routing }) => {
       await app.register(swagger, {
         openapi: {
           info: { title: 'ordersaga Order API', version: '0.1.0', description: 'Place orders and follow their saga' },
@@ -33,6 +33,7 @@ main(async () => {
       await app.register(orderApi, {
         table,
         publisher: publisher!,
+        routing,
         startTimeoutMs: envInt('ORDER_START_TIMEOUT_MS', 10_000),
       });
       app.get('/openapi.json', { config: { public: true } }, async () => app.swagger());

@@ -93,7 +93,7 @@ export function watchInFlight(table: StateTable<SagaState>): void {
   const inFlight = () => [...table.inFlight()].map(([, row]) => row.value);
   new Gauge({
     name: 'ordersaga_sagas_in_flight',
-    help: 'Sagas started and not yet ended (every replica sees all of them: aggregate with max)',
+    help: 'Sagas started and not yet ended, of the partitions this replica owns (aggregate with sum)',
     registers,
     collect() {
       this.set(inFlight().length);

@@ -42,6 +42,10 @@ export interface ReadProgress {
   readonly etaSeconds: number | null;
 }
 
+/** How often, and how long apart, a position past the topic's end is looked at again. */
+const OUTSIDE_RECHECKS = 3;
+const OUTSIDE_RECHECK_MS = 500;
+
 /** How often a long read says how far it is. */
 const PROGRESS_EVERY_MS = 2_000;
 
@@ -83,6 +87,9 @@ export class Changelog<V> {
     this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.topic === this.topic) this.reached(payload.partition, Number(payload.lastOffset) + 1);
     });
+    // What is paused and where each partition reads live in the consumer's group, which a crash
+    // (the coordinator still loading, say) replaces by a new one: every join is steered again.
+    this.consumer.on(this.consumer.events.GROUP_JOIN, () => this.steer());
   }
 
   async start(): Promise<void> {
@@ -117,7 +124,6 @@ export class Changelog<V> {
         this.reached(partition, next);
       },
     });
-    this.consumer.pause([{ topic: this.topic }]);
   }
 
   /**
@@ -126,6 +132,26 @@ export class Changelog<V> {
    */
   read(partitions?: ReadonlySet<number>, timeoutMs = 300_000): Promise<void> {
     const run = this.reading.catch(() => undefined).then(() => this.readNow(partitions, timeoutMs));
+    this.reading = run;
+    return run;
+  }
+
+  /**
+   * Deletes the partition's rows from the table's store, unless it is read again by then: in
+   * turn with the reads, so that none writes rows of the partition while they are deleted.
+   */
+  forget(partition: number): Promise<void> {
+    const run = this.reading
+      .catch(() => undefined)
+      .then(async () => {
+        if (this.wanted.has(partition)) return;
+        const started = Date.now();
+        await this.table.dropPartition(partition);
+        this.log.info(
+          { topic: this.topic, partition, seconds: (Date.now() - started) / 1000 },
+          `rows of ${this.topic} partition ${partition} deleted from the store: another replica keeps them`,
+        );
+      });
     this.reading = run;
     return run;
   }
@@ -160,20 +186,32 @@ export class Changelog<V> {
   }
 
   private async readNow(named: ReadonlySet<number> | undefined, timeoutMs: number): Promise<void> {
-    const ends = await this.ends();
+    // The store's positions before the ends: a commit of this replica's own that lands in
+    // between would put a position past an end read before it.
+    const stored = new Map(this.table.positions());
+    let ends = await this.ends();
     const partitions = named ?? new Set(ends.keys());
-    const dropped = [...this.wanted].filter((p) => !partitions.has(p));
-    if (dropped.length > 0) this.consumer.pause([{ topic: this.topic, partitions: dropped }]);
-    for (const p of dropped) this.readUpTo.delete(p);
+    for (const p of this.wanted) if (!partitions.has(p)) this.readUpTo.delete(p);
     this.wanted = new Set(partitions);
-    if (partitions.size === 0) return;
+    if (partitions.size === 0) {
+      this.steer();
+      return;
+    }
 
-    const stored = this.table.positions();
-    const impossible = [...partitions].filter((p) => {
-      const at = stored.get(p);
-      const range = ends.get(p);
-      return at !== undefined && range !== undefined && (at > range.end || at < range.low);
-    });
+    const outside = () =>
+      [...partitions].filter((p) => {
+        const at = stored.get(p);
+        const range = ends.get(p);
+        return at !== undefined && range !== undefined && (at > range.end || at < range.low);
+      });
+    let impossible = outside();
+    // The end is what is committed: a transaction of this replica's that has just committed is
+    // not in it until the broker has written its markers, just after answering the commit.
+    for (let attempt = 1; impossible.length > 0 && attempt <= OUTSIDE_RECHECKS; attempt++) {
+      await sleep(OUTSIDE_RECHECK_MS);
+      ends = await this.ends();
+      impossible = outside();
+    }
     if (impossible.length > 0) {
       this.log.warn(
         { topic: this.topic, partitions: impossible },
@@ -187,10 +225,26 @@ export class Changelog<V> {
       const from = this.table.positions().get(p) ?? range.low;
       targets.set(p, { from, end: range.end });
       this.readUpTo.set(p, from);
-      this.consumer.seek({ topic: this.topic, partition: p, offset: String(from) });
     }
-    this.consumer.resume([{ topic: this.topic, partitions: [...partitions] }]);
+    this.steer();
     await this.untilRead(targets, timeoutMs);
+  }
+
+  /**
+   * Points the consumer at what is read: every partition wanted from where its read stands, the
+   * others paused. Until its group has joined (at the start, or while it restarts after a crash)
+   * there is nothing to steer: the join does it.
+   */
+  private steer(): void {
+    try {
+      this.consumer.pause([{ topic: this.topic }]);
+      for (const [partition, offset] of this.readUpTo) {
+        this.consumer.seek({ topic: this.topic, partition, offset: String(offset) });
+      }
+      if (this.wanted.size > 0) this.consumer.resume([{ topic: this.topic, partitions: [...this.wanted] }]);
+    } catch (err) {
+      this.log.debug({ err, topic: this.topic }, 'state reader not joined yet: steered when it joins');
+    }
   }
 
   /** Waits for every target's end, saying how far it is while that takes time. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, type Admin, type LogEntry, type SASLOptions } from 'kafkajs';
 import { ConfigError } from './config.js';
+import './coordinator-cache.js';
 import type { Logger } from './context.js';
 import type { TopicDeclaration, TopicName } from './contract.js';
 

@@ -9,8 +9,11 @@
  * - commits, in ONE Kafka transaction per task (partition number), the messages to send, the
  *   state rows written and the consumed offsets: a crash at any instant replays the batch against
  *   the state as it was, so no effect is lost or doubled. Once committed, the rows go to the local
- *   store with the state topic's offsets they reach (changelog.ts: a partition just assigned is
- *   first restored from the state topic, from where the store stands). A task's transactional ids belong to
+ *   store with the state topic's offsets they reach;
+ * - keeps the state of the partitions it owns only: a partition just assigned is first restored
+ *   from the state topic, from where the local store stands (changelog.ts), and then served
+ *   (owners.ts: the other replicas forward its reads here); a partition given up leaves memory at
+ *   once and the store after STATE_CLEANUP_DELAY, unless it comes back. A task's transactional ids belong to
  *   the partition (transactions.ts), so a replica that takes a partition over fences the one that
  *   had it. Batches that arrive while transactions commit share the next ones (group commit);
  * - retries a failed commit with backoff, undoing the state writes first;
@@ -38,7 +41,8 @@ import type { Decision, Handler, Lookup, RowChange, Tick } from './decision.js';
 import { EnvelopeCodec, headersToStrings, type AnyEnvelope } from './envelope.js';
 import type { TopicNamer } from './kafka.js';
 import { consumerLag, initialiseSeries, messagesConsumed, retries, transactionDuration } from './metrics.js';
-import { CoPartitionedAssigner } from './co-partitioned-assigner.js';
+import { coPartitionedAssigner } from './co-partitioned-assigner.js';
+import { Owners } from './owners.js';
 import { DEFAULT_BACKOFF, retry, sleep, type BackoffPolicy } from './retry.js';
 import { StagedTransaction, type StagingTarget } from './staged-transaction.js';
 import { Changelog, type ReadProgress } from './changelog.js';
@@ -58,6 +62,10 @@ export interface ProcessorOptions<V> {
   readonly handle: Handler<V>;
   readonly ticks?: readonly Tick<V>[];
   readonly lookups?: readonly Lookup[];
+  /** The URL this replica's HTTP API answers at, as the other replicas reach it (owners.ts). */
+  readonly url: string;
+  /** How long the rows of a partition given up stay in the store, in case it comes back. */
+  readonly stateCleanupDelayMs?: number;
   /** A message older than this is not acted on (dead-lettered as expired): the state's retention. */
   readonly retentionMs?: number;
   /** Sees each committed transaction's row changes, once (metrics). */
@@ -89,6 +97,19 @@ interface TaskWork<V> {
 /** How long, by default, the rows committed with a message may take to become readable in a lookup. */
 export const DEFAULT_LOOKUP_SETTLE_MS = 2_000;
 
+/** How long, by default, a partition given up keeps its rows in the store (Kafka Streams: 10 min). */
+export const DEFAULT_STATE_CLEANUP_DELAY_MS = 600_000;
+
+/** A promise and its resolve (Promise.withResolvers is ES2024). */
+function withResolvers(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** How long after a failed restore it is tried again. */
+const RESTORE_RETRY_MS = 1_000;
+
 /** How many partitions' batches may wait for one transaction together. */
 const PARTITIONS_IN_FLIGHT = 16;
 
@@ -109,6 +130,9 @@ export class Processor<V> {
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private owned = new Set<number>();
+  /** Which replica serves each partition: this one once a partition is restored. */
+  readonly owners: Owners;
+  private cleanups = new Map<number, NodeJS.Timeout>();
   /** The tasks of the current assignment opened (their previous owners fenced). */
   private tasksReady: Promise<void> = Promise.resolve();
   /** +1 per assignment: clock work prepared for an older one is dropped. */
@@ -119,6 +143,13 @@ export class Processor<V> {
   private readonly ticking = new Set<Tick<V>>();
   private running = false;
   private restoredOnce = false;
+  /** Resolved when the partitions first assigned are restored: the start waits for it. */
+  private readonly firstRestore = withResolvers();
+  private stopped = false;
+  /** Heartbeats the group's coordinator has answered. */
+  private heartbeats = 0;
+  /** Partitions whose task was found fenced since the last join, by the heartbeat count then. */
+  private readonly fencedAt = new Map<number, number>();
 
   constructor(private readonly options: ProcessorOptions<V>) {
     const { kafka, namer, contract } = options;
@@ -133,7 +164,10 @@ export class Processor<V> {
       readUncommitted: false,
       allowAutoTopicCreation: false,
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
-      partitionAssigners: [CoPartitionedAssigner],
+      // Partitions go back, when the balance allows, to the replicas that hold their state.
+      partitionAssigners: [
+        coPartitionedAssigner(options.url, () => [...new Set([...this.owned, ...options.table.positions().keys()])]),
+      ],
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 500,
     });
@@ -145,6 +179,7 @@ export class Processor<V> {
       changelog(topic, table, `${service}.lookup.state-reader`),
     );
     this.progress = new ConsumerProgress(this.consumer, options.admin, this.groupId);
+    this.owners = new Owners(options.url, this.consumer, this.log);
     this.staging = {
       table: options.table,
       namer,
@@ -155,7 +190,7 @@ export class Processor<V> {
     initialiseSeries(contract.consumes);
   }
 
-  /** True once the state of the first assignment is restored and the consumer runs. */
+  /** True once the state of the partitions first assigned is restored and the consumer runs. */
   get ready(): boolean {
     return this.running && this.restoredOnce;
   }
@@ -175,30 +210,41 @@ export class Processor<V> {
 
   async start(): Promise<void> {
     const { namer, contract } = this.options;
-    // Every partition, from where the local store stands: a restart reads only the tail.
     const logs = [this.stateLog, ...this.lookupLogs];
     await Promise.all(logs.map((l) => l.start()));
-    await Promise.all(logs.map((l) => l.read()));
-    this.restoredOnce = true;
-    this.log.info({ rows: this.options.table.size }, `state restored from ${contract.stateTopic}`);
+    const topics = await this.options.admin.fetchTopicMetadata({ topics: [namer.physical(contract.stateTopic)] });
+    this.owners.setPartitionCount(topics.topics[0]!.partitions.length);
 
     const consumed = contract.consumes.map((t) => namer.physical(t));
+    this.consumer.on(this.consumer.events.HEARTBEAT, () => {
+      this.heartbeats++;
+      this.reopenFenced();
+    });
     this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      // The join's assignment is current: its tasks are opened below, the fenced ones anew.
+      this.fencedAt.clear();
       const owned = new Set(Object.values(payload.memberAssignment).flat());
+      const givenUp = [...this.owned].filter((p) => !owned.has(p));
       this.owned = owned;
       this.assignment++;
+      // Reads of what is given up go to its new owner at once; what is new here is not served
+      // until restored.
+      this.owners.serve(new Set([...this.owners.servedPartitions].filter((p) => owned.has(p))));
+      this.options.table.keepInMemory(owned);
+      this.scheduleCleanup(givenUp);
       // Before any work of the new partitions: their transactional ids become ours (fencing the
-      // replica that had them), then their state is read to the end of what it committed.
+      // replica that had them), then their state is read from where the store stands to the end
+      // of what the previous owner committed.
       this.tasksReady = this.transactions.assign(owned);
       this.tasksReady.catch((err) => this.log.warn({ err }, 'could not open the tasks of the new partitions'));
-      this.restoring = this.tasksReady.then(() => this.stateLog.caughtUp());
-      this.restoring.catch((err) => this.log.warn({ err }, 'could not read the state to its end'));
+      this.restore();
       this.log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'partitions assigned');
       // Clock work due on the new partitions (timeouts, expired holds) runs at once, not a period later.
       Promise.all([this.restoring, this.progress.assigned(consumed)])
         .then(() => this.tickNow())
         .catch((err) => this.log.warn({ err }, 'could not read committed offsets'));
     });
+    // Not ready (its routes answer 503) until the partitions first assigned are restored.
     await this.consumer.connect();
     for (const topic of contract.consumes) {
       await this.consumer.subscribe({ topic: namer.physical(topic), fromBeginning: true });
@@ -215,9 +261,92 @@ export class Processor<V> {
       },
     });
     this.running = true;
+    await this.firstRestore.promise;
+    this.log.info(
+      { partitions: [...this.owned].sort((a, b) => a - b), rows: this.options.table.size },
+      `state restored from ${contract.stateTopic}`,
+    );
     this.tickNow();
     for (const tick of this.options.ticks ?? []) {
       this.tickTimers.push(setInterval(() => this.tickNow(tick), tick.everyMs));
+    }
+  }
+
+  /**
+   * Reads the owned partitions' state (and lookups) to the end of what is committed, once their
+   * tasks are open; then serves them.
+   */
+  private restore(): void {
+    const owned = this.owned;
+    const assignment = this.assignment;
+    const logs = [this.stateLog, ...this.lookupLogs];
+    const run = this.tasksReady
+      .then(() => Promise.all(logs.map((l) => l.read(owned))))
+      .then(() => {
+        if (assignment !== this.assignment) return;
+        this.owners.serve(owned);
+        this.restoredOnce = true;
+        this.firstRestore.resolve();
+      });
+    this.restoring = run;
+    run.catch((err) => {
+      // Not read to its end (the broker away): tried again, unless a newer restore took over.
+      this.log.warn({ err }, 'could not read the state to its end; trying again');
+      setTimeout(() => {
+        if (this.restoring !== run || this.stopped) return;
+        // Tasks that could not open are opened anew (those open are kept).
+        this.tasksReady = this.tasksReady.catch(() => this.transactions.assign(this.owned));
+        this.restore();
+      }, RESTORE_RETRY_MS).unref();
+    });
+  }
+
+  /**
+   * A task found fenced on a partition the latest assignment gives this replica is opened anew
+   * (and the partition's state read to its end before its work is done again) only once two
+   * heartbeats since have been answered: the coordinator then counts this replica a member of
+   * the current generation, so its assignment is current and the fence came from a commit begun
+   * before it (a replica thawed, that rejoined and got the partition back). Without that proof
+   * the replica may be the zombie itself, thawed with a stale assignment: reopening would fence
+   * the partition's real owner, and the two would take it from each other in turn. A zombie's
+   * heartbeat fails instead; it rejoins, and the join closes its fenced tasks.
+   */
+  private reopenFenced(): void {
+    for (const [partition, seenAt] of this.fencedAt) {
+      // The first heartbeat answered may have been sent before the fence was seen.
+      if (this.heartbeats - seenAt < 2) continue;
+      this.fencedAt.delete(partition);
+      if (!this.transactions.assigned(partition)) continue;
+      this.log.info({ partition }, 'fenced partition confirmed ours by the group: its task is opened anew');
+      this.tasksReady = Promise.all([this.tasksReady, this.transactions.reopen(partition)]).then(() => undefined);
+      this.restore();
+    }
+  }
+
+  /**
+   * A partition given up keeps its rows in the store a while: given back soon (a rolling
+   * restart, a replica that came and went), it is restored from where it stands, not from the
+   * start. Then, if it is still another's, its rows are deleted.
+   */
+  private scheduleCleanup(givenUp: readonly number[]): void {
+    for (const partition of this.owned) {
+      clearTimeout(this.cleanups.get(partition));
+      this.cleanups.delete(partition);
+    }
+    const delay = this.options.stateCleanupDelayMs ?? DEFAULT_STATE_CLEANUP_DELAY_MS;
+    for (const partition of givenUp) {
+      clearTimeout(this.cleanups.get(partition));
+      const timer = setTimeout(() => {
+        this.cleanups.delete(partition);
+        if (this.owned.has(partition)) return;
+        for (const log of [this.stateLog, ...this.lookupLogs]) {
+          log
+            .forget(partition)
+            .catch((err) => this.log.warn({ err, partition }, 'could not delete the rows of a partition given up'));
+        }
+      }, delay);
+      timer.unref();
+      this.cleanups.set(partition, timer);
     }
   }
 
@@ -246,8 +375,9 @@ export class Processor<V> {
 
   /** Graceful stop: the batches in hand are finished and committed, then the group is left. */
   async stop(): Promise<void> {
-    for (const timer of this.tickTimers) clearInterval(timer);
+    for (const timer of [...this.tickTimers, ...this.cleanups.values()]) clearInterval(timer);
     this.running = false;
+    this.stopped = true;
     await this.consumer.disconnect();
     await this.drained;
     await this.transactions.disconnect();
@@ -286,11 +416,8 @@ export class Processor<V> {
       // The state restored once per assignment, after its tasks are open: all that the
       // partitions' previous owners committed is in, and they can commit nothing more.
       await this.tasksReady;
-      await this.restoring.catch((err) => {
-        // Not read to its end in time (the broker away): the next group tries again.
-        this.restoring = this.tasksReady.then(() => this.stateLog.caughtUp());
-        throw err;
-      });
+      // Not read to its end (the broker away): the group fails, and the restore is tried again.
+      await this.restoring;
     } catch (err) {
       for (const work of group) work.done.reject(err);
       return;
@@ -372,12 +499,7 @@ export class Processor<V> {
       if (!(err instanceof PartitionFenced)) throw err;
       // Its offsets stay unresolved: whoever owns the partition redoes this work from there.
       this.log.warn({ partition, err: err.message }, 'partition taken over by another replica: its work is dropped');
-      if (this.transactions.assigned(partition)) {
-        // Ours again in the latest assignment (a replica thawed after it lost it): its task is
-        // opened anew and the state read to the end before the work is done again.
-        this.tasksReady = Promise.all([this.tasksReady, this.transactions.reopen(partition)]).then(() => undefined);
-        this.restoring = this.tasksReady.then(() => this.stateLog.caughtUp());
-      }
+      if (!this.fencedAt.has(partition)) this.fencedAt.set(partition, this.heartbeats);
       // Until the group has moved on, the batch comes back: not in a busy loop.
       await sleep(200);
       return;

@@ -59,7 +59,12 @@ export interface RowStore<V> {
   positions(): ReadonlyMap<number, number>;
   /** Forgets every row and position: the changelog is read again from its start. */
   clear(): void;
+  /** Forgets the partition's rows, retirements and position (another replica keeps them now). */
+  dropPartition(partition: number): Promise<void>;
 }
+
+/** How many rows a partition's deletion looks at between two turns of the event loop. */
+const DROP_CHUNK = 2_000;
 
 const NO_LIFECYCLE: RowLifecycle<unknown> = { inFlight: () => false, endedAt: () => undefined };
 
@@ -132,6 +137,12 @@ export class MemoryRows<V> implements RowStore<V> {
     this.data.clear();
     this.read.clear();
     this.retired.clear();
+  }
+
+  async dropPartition(partition: number): Promise<void> {
+    for (const [key, row] of this.data) if (row.partition === partition) this.data.delete(key);
+    for (const [key, r] of this.retired) if (r.partition === partition) this.retired.delete(key);
+    this.read.delete(partition);
   }
 }
 
@@ -223,7 +234,8 @@ class LmdbRows<V> implements RowStore<V> {
   }
 
   get size(): number {
-    return this.data.getCount();
+    // The B-tree's own count: getCount() would walk (and map into memory) every page.
+    return (this.data.getStats() as { entryCount: number }).entryCount;
   }
 
   *inFlight(): Iterable<[string, Row<V>]> {
@@ -302,5 +314,43 @@ class LmdbRows<V> implements RowStore<V> {
       }
     });
     this.cachedPositions.clear();
+  }
+
+  /**
+   * A scan of every row, a chunk per turn of the event loop (the rows are keyed by key, not
+   * partition: an index by partition would cost every write for what happens after a rebalance).
+   * The position goes last: until then a read of the partition starts where its rows stand.
+   */
+  async dropPartition(partition: number): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const chunk = [...this.data.getRange({ ...(after === undefined ? {} : { start: after }), limit: DROP_CHUNK + 1 })]
+        .map(({ key, value }) => [key, value] as const)
+        .filter(([key]) => key !== after);
+      if (chunk.length === 0) break;
+      after = chunk[chunk.length - 1]![0];
+      const theirs = chunk.filter(([, row]) => row.partition === partition);
+      if (theirs.length > 0) {
+        this.root.transactionSync(() => {
+          for (const [key, row] of theirs) {
+            const endedAt = this.lifecycle.endedAt(row.value);
+            if (endedAt !== undefined) this.ended.removeSync(endKey(partition, endedAt, key));
+            this.flying.removeSync(key);
+            this.data.removeSync(key);
+          }
+        });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const range = { start: endKey(partition, 0, ''), end: endKey(partition + 1, 0, '') };
+    const retired = [...this.retiredByTime.getRange(range)];
+    this.root.transactionSync(() => {
+      for (const { key, value } of retired) {
+        this.retiredByTime.removeSync(key);
+        this.retired.removeSync(value);
+      }
+      this.read.removeSync(partition);
+    });
+    this.cachedPositions.delete(partition);
   }
 }

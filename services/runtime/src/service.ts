@@ -1,14 +1,20 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { envInt, envString, runtimeConfig, type RuntimeConfig } from './config.js';
+import { envDuration, envInt, envString, runtimeConfig, type RuntimeConfig } from './config.js';
 import { createLogger, type Logger } from './context.js';
 import { holdExpiry, type HoldRules } from './holds.js';
 import { accessConfig, apiAccess } from './api-access.js';
 import { createHttpServer, unavailable } from './http.js';
+import { ownerRouting, type OwnerRouting } from './http-routing.js';
 import { connectAdmin, createKafka, ensureTopics, TopicNamer } from './kafka.js';
 import type { Handler, Lookup, Tick } from './decision.js';
-import { DEFAULT_LOOKUP_SETTLE_MS, Processor, type ProcessorOptions } from './processor.js';
+import {
+  DEFAULT_LOOKUP_SETTLE_MS,
+  DEFAULT_STATE_CLEANUP_DELAY_MS,
+  Processor,
+  type ProcessorOptions,
+} from './processor.js';
 import { Publisher } from './publisher.js';
 import { retention } from './retention.js';
 import { DEFAULT_BACKOFF } from './retry.js';
@@ -24,6 +30,8 @@ export interface ServiceRuntime<V> {
   readonly table: StateTable<V>;
   /** Only for services that start sagas from HTTP requests. */
   readonly publisher: Publisher | undefined;
+  /** Which keys this replica serves; lists gathered from every replica (http-routing.ts). */
+  readonly routing: OwnerRouting;
 }
 
 export interface ServiceDefinition<V> {
@@ -84,6 +92,9 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     { stateDir, rows: definition.table.size, positions: Object.fromEntries(definition.table.positions()) },
     `state store opened in ${stateDir}`,
   );
+  // Where the other replicas reach this one's API: ADVERTISED_URL (the pod's IP in Kubernetes).
+  const listenHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost;
+  const url = envString('ADVERTISED_URL', `http://${listenHost}:${config.httpPort}`);
   const kafka = createKafka(`${name}-${config.instanceId}`, config.brokers, log);
   const admin = kafka.admin();
   await connectAdmin(admin);
@@ -99,6 +110,8 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
     log,
     table: definition.table,
     handle: definition.handle,
+    url,
+    stateCleanupDelayMs: envDuration('STATE_CLEANUP_DELAY', DEFAULT_STATE_CLEANUP_DELAY_MS),
     ticks: [definition.tick, expiry?.tick, retire.tick].filter((t) => t !== undefined),
     lookups: definition.lookups,
     retentionMs: definition.retentionMs,
@@ -136,9 +149,10 @@ export async function runService<V>(definition: ServiceDefinition<V>): Promise<R
         1,
       );
     });
-    await definition.routes?.(scope, { config, log, table: definition.table, publisher });
+    const routing = ownerRouting(scope, processor.owners, log);
+    await definition.routes?.(scope, { config, log, table: definition.table, publisher, routing });
   });
-  const url = await app.listen({ port: config.httpPort, host: config.httpHost });
+  await app.listen({ port: config.httpPort, host: config.httpHost });
 
   await processor.start();
   log.info({ url, brokers: config.brokers, instanceId: config.instanceId }, `${name} service ready at ${url}`);

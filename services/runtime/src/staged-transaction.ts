@@ -43,6 +43,8 @@ export class StagedTransaction<V> {
   lookupsCaughtUp?: Promise<unknown>;
   /** Until when (epoch ms) a handler awaiting its lookups is asked again, for the whole group. */
   lookupsSettleBy?: number;
+  /** Where each key's state record is queued: a later write of the key in this transaction replaces it. */
+  private readonly stateRecords = new Map<string, Message>();
   private readonly undo: Array<() => void> = [];
   private readonly produced: Array<{ topic: SagaTopic; span: Span }> = [];
   private readonly deadLettered: Array<{ topic: SagaTopic; kind: DeadLetterKind }> = [];
@@ -90,7 +92,17 @@ export class StagedTransaction<V> {
       this.undo.push(undo);
       this.changes.push({ key, before, after: value });
       const stored: StoredRow<V> | undefined = row && { rev: row.rev, value: row.value };
-      this.queue(namer.physical(stateTopic), { key, partition, value: stored ? JSON.stringify(stored) : null });
+      const encoded = stored ? JSON.stringify(stored) : null;
+      // One record per key per transaction, as Kafka Streams' record cache does: what the key
+      // was in between is never read back (a restore, a lookup, want where it ended), and a
+      // SKU's units or a customer's credit change with every saga of the batch.
+      const queued = this.stateRecords.get(key);
+      if (queued) queued.value = encoded;
+      else {
+        const record: Message = { key, partition, value: encoded };
+        this.stateRecords.set(key, record);
+        this.queue(namer.physical(stateTopic), record);
+      }
     }
     for (const out of decision.send ?? []) {
       const destination = namer.physical(out.topic);

@@ -35,6 +35,7 @@ interface Job {
   readonly state: 'running' | 'done';
   readonly at: number;
 }
+const log = createLogger('test');
 const jobs: RowLifecycle<Job> = {
   inFlight: (j) => j.state === 'running',
   endedAt: (j) => (j.state === 'done' ? j.at : undefined),
@@ -42,7 +43,6 @@ const jobs: RowLifecycle<Job> = {
 
 test('on disk: rows, positions, the rows in flight and the ended ones survive a reopen; retired keys are remembered', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ordersaga-store-'));
-  const log = createLogger('test');
   try {
     let stores = DiskStores.open(dir, log);
     let table = new StateTable<Job>(jobs);
@@ -51,8 +51,10 @@ test('on disk: rows, positions, the rows in flight and the ended ones survive a 
     table.write('b', { state: 'done', at: 10 }, 0);
     table.write('c', { state: 'done', at: 20 }, 1);
     table.commit(['a', 'b', 'c'], new Map([[0, 2]]));
+    expect(table.size).toBe(3);
     table.write('b', undefined, 0);
     table.commit(['b'], new Map([[0, 3]]));
+    expect(table.size).toBe(2);
     await stores.close();
 
     stores = DiskStores.open(dir, log);
@@ -60,11 +62,13 @@ test('on disk: rows, positions, the rows in flight and the ended ones survive a 
     const told: string[] = [];
     table.onChange((key) => told.push(key));
     table.useStore(stores.table('jobs', jobs));
+    table.keepInMemory(new Set([0, 1]));
     // Only the row in flight is in memory, and its listeners are told of it.
     expect(told).toEqual(['a']);
     expect([...table.inFlight()].map(([k]) => k)).toEqual(['a']);
     expect(table.get('c')).toEqual({ state: 'done', at: 20 });
     expect(table.get('b')).toBeUndefined();
+    expect(table.size).toBe(2);
     expect(table.retiredAt('b')).toBeGreaterThan(0);
     expect(table.positions()).toEqual(new Map([[0, 3]]));
     expect(table.endedBefore(1, 21, 10)).toEqual(['c']);
@@ -77,6 +81,45 @@ test('on disk: rows, positions, the rows in flight and the ended ones survive a 
     expect(table.positions().size).toBe(0);
     await stores.close();
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a partition given up leaves memory at once, and the store when dropped; the others stay', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ordersaga-table-'));
+  const stores = DiskStores.open(dir, log);
+  try {
+    const table = new StateTable<Job>(jobs);
+    const told: Array<[string, boolean]> = [];
+    table.onChange((key, _before, after) => told.push([key, after !== undefined]));
+    table.useStore(stores.table('jobs', jobs));
+    table.keepInMemory(new Set([0, 1]));
+    table.write('a', { state: 'running', at: 1 }, 0);
+    table.write('b', { state: 'done', at: 10 }, 0);
+    table.write('c', { state: 'running', at: 20 }, 1);
+    table.commit(
+      ['a', 'b', 'c'],
+      new Map([
+        [0, 2],
+        [1, 1],
+      ]),
+    );
+    told.length = 0;
+
+    table.keepInMemory(new Set([1]));
+    expect(told).toEqual([['a', false]]);
+    expect([...table.inFlight()].map(([k]) => k)).toEqual(['c']);
+    await expect(table.dropPartition(1)).rejects.toThrow('still kept here');
+    await table.dropPartition(0);
+    expect([table.get('a'), table.get('b')]).toEqual([undefined, undefined]);
+    expect(table.get('c')).toEqual({ state: 'running', at: 20 });
+    expect(table.positions()).toEqual(new Map([[1, 1]]));
+
+    // Given back: its rows in flight come from the store again (none here: it was dropped).
+    table.keepInMemory(new Set([0, 1]));
+    expect([...table.inFlight()].map(([k]) => k)).toEqual(['c']);
+  } finally {
+    await stores.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

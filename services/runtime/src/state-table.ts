@@ -3,7 +3,7 @@
  * rows live in a RowStore (on local disk when the service runs, row-store.ts); the table keeps in
  * memory only what is hot: the rows in flight, and the writes of the transactions in progress
  * until they commit (or are undone). Every row remembers its partition: the partition of the
- * messages that own it.
+ * messages that own it; a replica keeps in memory the rows of the partitions it owns only.
  */
 import { MemoryRows, type Row, type RowLifecycle, type RowStore, type RowWrite } from './row-store.js';
 
@@ -25,22 +25,48 @@ export class StateTable<V> implements StateView<V> {
   private readonly listeners: ChangeListener<V>[] = [];
   /** Readers waiting for a key's first committed value. */
   private readonly waiting = new Map<string, Array<(value: V) => void>>();
+  /** The partitions whose rows in flight are kept in memory (every partition when not said). */
+  private inMemory: ReadonlySet<number> | undefined;
 
   constructor(readonly lifecycle: RowLifecycle<V> = { inFlight: () => false, endedAt: () => undefined }) {
     this.store = new MemoryRows(lifecycle);
   }
 
   /**
-   * Moves the table onto its durable store, before any row is read into it; the listeners learn
-   * of the rows in flight there, as if they had just been written.
+   * Moves the table onto its durable store, before any row is read into it. Its rows in flight
+   * come into memory with their partitions (keepInMemory).
    */
   useStore(store: RowStore<V>): void {
     if (this.store.size > 0 || this.pending.size > 0) throw new Error('a table takes its store before it holds rows');
     this.store = store;
-    for (const [key, row] of store.inFlight()) {
+    this.inMemory = new Set();
+  }
+
+  /**
+   * The partitions this replica owns now: the rows in flight of the others leave memory (the
+   * listeners learn they are gone from here), those of partitions just gained come from the
+   * store (the listeners learn of them as if they had just been written; a restore then brings
+   * them up to date).
+   */
+  keepInMemory(partitions: ReadonlySet<number>): void {
+    const before = this.inMemory;
+    this.inMemory = new Set(partitions);
+    for (const [key, row] of [...this.live]) {
+      if (partitions.has(row.partition)) continue;
+      this.live.delete(key);
+      this.notify(key, row.value, undefined);
+    }
+    for (const [key, row] of this.store.inFlight()) {
+      if (!partitions.has(row.partition) || before?.has(row.partition) || this.live.has(key)) continue;
       this.live.set(key, row);
       this.notify(key, undefined, row.value);
     }
+  }
+
+  /** Forgets a partition another replica owns now: its rows, retirements and position. */
+  async dropPartition(partition: number): Promise<void> {
+    if (this.inMemory?.has(partition) !== false) throw new Error(`partition ${partition} is still kept here`);
+    await this.store.dropPartition(partition);
   }
 
   /** Derived views (sums, indexes) subscribe here and stay exact through writes and undos. */
@@ -194,7 +220,8 @@ export class StateTable<V> implements StateView<V> {
   }
 
   private remember(key: string, row: Row<V> | undefined): void {
-    if (row && this.lifecycle.inFlight(row.value)) this.live.set(key, row);
+    if (row && this.lifecycle.inFlight(row.value) && this.inMemory?.has(row.partition) !== false)
+      this.live.set(key, row);
     else this.live.delete(key);
   }
 

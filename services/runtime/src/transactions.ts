@@ -65,7 +65,7 @@ export class Transactions {
     this.partitions = partitions;
     const stale = [...this.tasks].filter(([p, task]) => !partitions.has(p) || task.fenced).map(([p]) => p);
     await Promise.all(stale.map((p) => this.close(p)));
-    for (const p of partitions) if (!this.tasks.has(p)) this.tasks.set(p, { opening: this.open(p), fenced: false });
+    for (const p of partitions) if (!this.tasks.has(p)) this.openTask(p);
     await Promise.all([...partitions].map((p) => this.tasks.get(p)?.opening));
   }
 
@@ -78,8 +78,7 @@ export class Transactions {
   async reopen(partition: number): Promise<void> {
     if (this.tasks.get(partition)?.fenced) await this.close(partition);
     if (!this.assigned(partition)) return;
-    if (!this.tasks.has(partition)) this.tasks.set(partition, { opening: this.open(partition), fenced: false });
-    await this.tasks.get(partition)!.opening;
+    await (this.tasks.get(partition) ?? this.openTask(partition)).opening;
   }
 
   async disconnect(): Promise<void> {
@@ -131,6 +130,16 @@ export class Transactions {
     }
   }
 
+  /** A task's entry while it opens; one that could not open is forgotten, to be opened anew. */
+  private openTask(partition: number): TaskEntry {
+    const entry: TaskEntry = { opening: this.open(partition), fenced: false };
+    entry.opening.catch(() => {
+      if (this.tasks.get(partition) === entry) this.tasks.delete(partition);
+    });
+    this.tasks.set(partition, entry);
+    return entry;
+  }
+
   private async open(partition: number): Promise<Task> {
     const producers = (['a', 'b'] as const).map((lane) =>
       this.kafka.producer({
@@ -143,14 +152,19 @@ export class Transactions {
         retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 20, maxRetryTime: 5_000 },
       }),
     );
-    await Promise.all(
-      producers.map(async (producer) => {
-        await producer.connect();
-        // kafkajs initialises a transactional id with its first transaction: this one fences the
-        // id's previous owner (and aborts what it left open) and sends nothing.
-        await (await producer.transaction()).abort();
-      }),
-    );
+    try {
+      await Promise.all(
+        producers.map(async (producer) => {
+          await producer.connect();
+          // kafkajs initialises a transactional id with its first transaction: this one fences
+          // the id's previous owner (and aborts what it left open) and sends nothing.
+          await (await producer.transaction()).abort();
+        }),
+      );
+    } catch (err) {
+      await Promise.all(producers.map((p) => p.disconnect().catch(() => undefined)));
+      throw err;
+    }
     this.log.debug({ partition }, 'task opened: its transactional ids are ours');
     return { producers, count: 0 };
   }

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { Cents, CommandHeaders, commandIdOf, orderRetentionMs, serviceContract, Sku } from '@ordersaga/contracts';
 import {
   envJson,
@@ -54,9 +55,17 @@ main(async () => {
     holds: reservationHold(holdMs),
     retentionMs: orderRetentionMs(),
     publishes: true,
-    routes: (app, { publisher }) => {
-      app.get('/stock', async () => levels(committed, catalog));
-      app.get<{ Params: { sku: string } }>('/stock/:sku', async (request, reply) => {
+    routes: (app, { publisher, routing }) => {
+      // A SKU's units are read on its partition's owner; the list, from every replica's part.
+      const bySku = { ownerKey: (request: FastifyRequest) => (request.params as { sku: string }).sku };
+      const catalogOrder = Object.keys(catalog);
+      app.get('/stock', async (request, reply) => {
+        const all = await routing.gather(request, reply, () =>
+          levels(committed, catalog).filter(({ sku }) => routing.servesKey(sku)),
+        );
+        return all && all.sort((a, b) => catalogOrder.indexOf(a.sku) - catalogOrder.indexOf(b.sku));
+      });
+      app.get<{ Params: { sku: string } }>('/stock/:sku', { config: bySku }, async (request, reply) => {
         const units = unitsOf(request.params.sku, committed, catalog);
         if (!units) return notFound(reply, `unknown sku ${request.params.sku}`);
         return levelOf(units);
@@ -65,6 +74,7 @@ main(async () => {
       app.post<{ Params: { sku: string }; Body: Static<typeof RestockBody>; Headers: Static<typeof CommandHeaders> }>(
         '/stock/:sku/restock',
         {
+          config: bySku,
           schema: {
             body: RestockBody,
             headers: CommandHeaders,
