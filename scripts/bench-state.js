@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Partitioners } from 'kafkajs';
 // Built by `npm run bench:state` before this runs.
 import { allTopics, DEFAULT_PARTITIONS, SERVICE_NAMES, STATE_TOPICS } from '@ordersaga/contracts';
-import { ensureTopics, TopicNamer } from '@ordersaga/runtime';
+import { consumedOf, ensureTopics, TopicNamer } from '@ordersaga/runtime';
 import { benchOptions, BenchRun, median, spread } from './bench-support.js';
 import { requireProjectNode } from './node-version.js';
 
@@ -68,7 +68,7 @@ async function placeOrders(count) {
 
 // ---------------------------------------------------------------- state rows
 
-/** Every state topic read to its end: the latest record of each key, by topic. */
+/** Every state topic read to its end: the latest record of each key, by topic (rows only). */
 async function readState(namespace) {
   const namer = new TopicNamer(namespace);
   const rows = new Map();
@@ -76,6 +76,8 @@ async function readState(namespace) {
     const latest = new Map();
     rows.set(topic, latest);
     const reader = await run.read([namer.physical(topic)], ({ partition, message }) => {
+      // How far the template's services read their topics: nothing to copy.
+      if (consumedOf(message)) return;
       const value = message.value === null ? null : message.value.toString();
       latest.set(message.key.toString(), { partition, value });
     });

@@ -10,8 +10,9 @@
 //   lat  saga latency p50/p99 (POST sent -> order.confirmed read) at 5/s and at half of S;
 //   S20  S with one order in five declined (compensated);
 //   H    the consume -> produce hop ceiling of the product's own code without the product: the
-//        runtime's Transactions (its producers, transactional ids per partition, offsets in the
-//        transaction) relaying records copied from this run's saga topics, records/s; and the
+//        runtime's Transactions (its producers, transactional ids per partition, how far it has
+//        read in the transaction, on a state topic) relaying records copied from this run's saga
+//        topics, records/s; and the
 //        single-hop latency p50/p99 (produced -> relayed record read) at 50 records/s.
 // Prints min/median/max over the repetitions, the ratios S x records-per-saga / H and
 // p50 / (hops x hop p50), and writes the figures as JSON (--out). --profile: the services of the
@@ -22,7 +23,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 // Built by `npm run bench` before this runs.
 import { allTopics, SAGA_TOPICS, SERVICE_NAMES } from '@ordersaga/contracts';
-import { createLogger, ensureTopics, TopicNamer, Transactions } from '@ordersaga/runtime';
+import { consumedRecord, createLogger, ensureTopics, TopicNamer, Transactions } from '@ordersaga/runtime';
 import { benchOptions, BenchRun, cpuSeconds, median, spread } from './bench-support.js';
 import { requireProjectNode } from './node-version.js';
 
@@ -172,7 +173,7 @@ async function recordsOf(namer, sagas, confirmedId) {
 /** The hop ceiling: records relayed by the runtime's Transactions, as a task of the product commits them. */
 async function relay(namespace, sample) {
   const namer = new TopicNamer(namespace);
-  const [input, output] = ['relay.in', 'relay.out'].map((t) => namer.physical(t));
+  const [input, output, state] = ['relay.in', 'relay.out', 'relay.state'].map((t) => namer.physical(t));
   const admin = run.kafka.admin();
   await admin.connect();
   await ensureTopics(
@@ -181,6 +182,7 @@ async function relay(namespace, sample) {
     [
       { name: 'relay.in', partitions: PARTITIONS, config: {} },
       { name: 'relay.out', partitions: PARTITIONS, config: {} },
+      { name: 'relay.state', partitions: PARTITIONS, config: { 'cleanup.policy': 'compact' } },
     ],
     1,
     quiet,
@@ -198,7 +200,7 @@ async function relay(namespace, sample) {
   }
 
   const group = namer.id('relay');
-  const transactions = new Transactions(run.kafka, group, group, quiet);
+  const transactions = new Transactions(run.kafka, group, quiet);
   const consumer = run.kafka.consumer({ groupId: group, readUncommitted: false, maxWaitTimeInMs: 500 });
   await consumer.connect();
   await consumer.subscribe({ topic: input, fromBeginning: true });
@@ -217,10 +219,15 @@ async function relay(namespace, sample) {
       if (batch.isEmpty()) return;
       await tasksReady;
       const messages = batch.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }));
-      const offset = String(Number(batch.lastOffset()) + 1);
-      await transactions.commit(batch.partition, new Map([[output, messages]]), [
-        { topic: input, partition: batch.partition, offset },
-      ]);
+      // How far the input is relayed goes with the output, on a state topic, as the product's does.
+      const consumed = consumedRecord(batch.partition, { [input]: Number(batch.lastOffset()) + 1 });
+      await transactions.commit(
+        batch.partition,
+        new Map([
+          [output, messages],
+          [state, [consumed]],
+        ]),
+      );
       resolveOffset(batch.lastOffset());
       relayed += messages.length;
       await heartbeat();

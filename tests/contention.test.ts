@@ -7,9 +7,6 @@
  * Idempotency-Key, and once under a duplicated record), and the SKU's owner is SIGKILLed in the
  * middle of more orders: its keys move to another replica, and no reservation is lost or doubled.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ServiceName } from '@ordersaga/contracts';
 import { expectInvariants, type World } from './support/invariants.js';
 import { eventually, sleep, Stack, type TopicRecord } from './support/stack.js';
 
@@ -34,19 +31,6 @@ afterAll(() => stack.stopAll());
 
 const REPLICAS = ['0', '1', '2'];
 
-function assigned(service: ServiceName, instance: string): number[] {
-  const lines = readFileSync(join(stack.logDir, `${service}-${instance}.log`), 'utf8').split('\n');
-  for (const line of lines.reverse()) {
-    try {
-      const entry = JSON.parse(line);
-      if (entry.msg === 'partitions assigned') return entry.partitions;
-    } catch {
-      /* not a log line */
-    }
-  }
-  return [];
-}
-
 /** Every committed version of the SKU's row, once the last one holds nothing (as HTTP showed). */
 async function settledSkuRows() {
   const rowsOf = (records: TopicRecord[]) => records.filter((r) => r.key === 'sku:LAST');
@@ -62,7 +46,7 @@ test('300 concurrent orders, 3 Stock and 3 Billing replicas: never more sold tha
   for (const service of ['stock', 'billing'] as const) {
     await Promise.all(REPLICAS.slice(1).map((i) => stack.start(service, i)));
     await eventually(`${service}'s 12 partitions split over three replicas`, async () =>
-      REPLICAS.every((i) => assigned(service, i).length === 4) ? true : undefined,
+      REPLICAS.every((i) => stack.assigned(service, i).length === 4) ? true : undefined,
     );
   }
 
@@ -172,7 +156,7 @@ test("restocked and topped up once per key, then the SKU's owner SIGKILLed mid-r
 
   // The replica that owns the SKU's partition dies in the middle of 120 orders for 40 units.
   const skuPartition = (await stack.readTopic('stock.state')).find((r) => r.key === 'sku:LAST')!.partition;
-  const owner = REPLICAS.find((i) => assigned('stock', i).includes(skuPartition))!;
+  const owner = REPLICAS.find((i) => stack.assigned('stock', i).includes(skuPartition))!;
   const orders = Promise.all(
     Array.from({ length: 120 }, (_, n) =>
       stack.placeOrder({ customerId: CUSTOMERS[n % CUSTOMERS.length], items: [{ sku: 'LAST', quantity: 1 }] }),
@@ -182,7 +166,7 @@ test("restocked and topped up once per key, then the SKU's owner SIGKILLed mid-r
   await stack.stop('stock', owner, 'SIGKILL');
   expect((await orders).filter((p) => p.status !== 202)).toEqual([]);
   await eventually("the SKU's partition to have a new owner", async () =>
-    REPLICAS.some((i) => i !== owner && assigned('stock', i).includes(skuPartition)) ? true : undefined,
+    REPLICAS.some((i) => i !== owner && stack.assigned('stock', i).includes(skuPartition)) ? true : undefined,
   );
   await stack.start('stock', owner);
 

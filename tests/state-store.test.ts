@@ -110,6 +110,38 @@ describe('the state store', () => {
     expect((await stack.http('order', `/orders/${late[0]}`, undefined, '1')).body.status).toBe('CONFIRMED');
     await stack.stop('order', '1');
   }, 240_000);
+
+  test("how far the input is processed is the state's: the group's offsets set back to the start change nothing", async () => {
+    const before = await placeAndFinish(stack, 5);
+    expect(await stack.stop('stock')).toBe(0);
+    // Stock's group forgets where it was: every topic it consumes from its first offset.
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    try {
+      const groupId = `${stack.namespace}stock`;
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId })) {
+        await admin.setOffsets({
+          groupId,
+          topic,
+          partitions: partitions.map(({ partition }) => ({ partition, offset: '0' })),
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    await stack.start('stock');
+    const after = await placeAndFinish(stack, 3);
+
+    // Everything stock had consumed is fetched again and skipped: each order answered once.
+    const answers = (await stack.readTopic('stock.checked')).map((r) => r.key);
+    for (const id of [...before, ...after])
+      expect({ id, answers: answers.filter((a) => a === id).length }).toEqual({ id, answers: 1 });
+    const skipped = stack
+      .logLines('stock')
+      .filter((l) => l.msg === 'messages the state says are processed: skipped')
+      .reduce((sum, l) => sum + Number(l.skipped), 0);
+    expect(skipped).toBeGreaterThanOrEqual(before.length);
+  }, 120_000);
 });
 
 describe('retention', () => {

@@ -6,8 +6,6 @@
  * what it tries to commit is refused, and no order is reserved twice. The same when the
  * partitions go to a replica under another name (a rescheduled pod).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { expectInvariants, type World } from './support/invariants.js';
 import { eventually, sleep, Stack } from './support/stack.js';
 
@@ -23,23 +21,6 @@ const worldStack = () =>
       billing: { BILLING_ACCOUNTS: JSON.stringify(world.accounts) },
     },
   });
-
-function logOf(stack: Stack, name: string): any[] {
-  return readFileSync(join(stack.logDir, `${name}.log`), 'utf8')
-    .split('\n')
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line)];
-      } catch {
-        return [];
-      }
-    });
-}
-
-const lastAssignment = (stack: Stack, name: string): number[] =>
-  logOf(stack, name)
-    .filter((l) => l.msg === 'partitions assigned')
-    .pop()?.partitions ?? [];
 
 /** Orders placed one after another until `until` resolves; their ids. */
 async function placeUntil(stack: Stack, until: Promise<unknown>): Promise<string[]> {
@@ -71,7 +52,7 @@ async function freezeUntilTakenOver(
     await startSuccessor?.();
     await eventually(
       `stock-${successor} to take every partition over`,
-      async () => (lastAssignment(stack, `stock-${successor}`).length === 6 ? true : undefined),
+      async () => (stack.assigned('stock', successor).length === 6 ? true : undefined),
       60_000,
     );
     await sleep(1_000);
@@ -80,7 +61,7 @@ async function freezeUntilTakenOver(
     await eventually(
       `stock-${zombie} to rejoin the group`,
       async () =>
-        logOf(stack, `stock-${zombie}`).filter((l) => l.msg === 'partitions assigned').length >= 2 ? true : undefined,
+        stack.logLines('stock', zombie).filter((l) => l.msg === 'partitions assigned').length >= 2 ? true : undefined,
       60_000,
     );
     await sleep(1_000);
@@ -102,7 +83,7 @@ async function freezeUntilTakenOver(
 
   // What the zombie did after its partitions moved: refused at commit ("taken over"), or its
   // batches dropped as stale; its aborted records are visible only to read_uncommitted.
-  const fenced = logOf(stack, `stock-${zombie}`).filter((l) => l.msg?.startsWith('partition taken over'));
+  const fenced = stack.logLines('stock', zombie).filter((l) => String(l.msg).startsWith('partition taken over'));
   const all = await stack.readTopic('stock.checked', { uncommitted: true });
   // Frozen with work in hand, it tried to commit once thawed, and was refused.
   expect(fenced.length).toBeGreaterThan(0);
@@ -117,7 +98,7 @@ describe('a stock replica frozen mid-work, its partitions taken over by the othe
     await stack.startAll();
     await stack.start('stock', '1');
     await eventually('both stock replicas to own partitions', async () =>
-      lastAssignment(stack, 'stock-0').length === 3 && lastAssignment(stack, 'stock-1').length === 3 ? true : undefined,
+      stack.assigned('stock', '0').length === 3 && stack.assigned('stock', '1').length === 3 ? true : undefined,
     );
     const { fenced, aborted } = await freezeUntilTakenOver(stack, '0', '1');
     console.log(`zombie stock-0: ${fenced} commits refused, ${aborted} records aborted`);

@@ -184,18 +184,23 @@ export class Stack {
 
   /** The partitions an instance was last assigned, from its log ("partitions assigned"). */
   assigned(service: Component, instance = '0'): number[] {
-    const lines = readFileSync(join(this.logDir, `${service}-${instance}.log`), 'utf8').split('\n');
-    const last = lines
-      .map((l) => {
-        try {
-          return JSON.parse(l);
-        } catch {
-          return undefined;
-        }
-      })
-      .filter((l) => l?.msg === 'partitions assigned')
+    const last = this.logLines(service, instance)
+      .filter((l) => l.msg === 'partitions assigned')
       .pop();
-    return last?.partitions ?? [];
+    return (last?.partitions as number[] | undefined) ?? [];
+  }
+
+  /** The JSON lines of an instance's log, of every start. */
+  logLines(service: Component, instance = '0'): Array<Record<string, unknown>> {
+    return readFileSync(join(this.logDir, `${service}-${instance}.log`), 'utf8')
+      .split('\n')
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
   }
 
   logTail(name: string, lines = 30): string {

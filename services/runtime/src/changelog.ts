@@ -5,23 +5,46 @@
  * offsets they reach, so it skips them when it reads them back; what another replica committed
  * (a partition it had) is read in.
  *
+ * Besides the rows, each partition of a state topic carries how far its service has processed
+ * its input (a `Consumed` record, under the key `@consumed`, written in the same transaction as
+ * the rows it led to): the table's store keeps it beside its position, and it is no row.
+ *
  * A position the topic cannot have (past its end, or before its start: the topic was recreated
  * or truncated) means the store is not a copy of this changelog: it is cleared and read again.
  * Progress (records, offsets, rate, time left) is logged while a read takes more than a moment,
  * and exported as metrics.
  */
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, Kafka, KafkaMessage, Message } from 'kafkajs';
 import type { Logger } from './context.js';
 import { restoreRecordsRemaining, restoredRecords } from './metrics.js';
 import { DEFAULT_BACKOFF, retry, sleep } from './retry.js';
-import type { RowWrite } from './row-store.js';
+import type { Consumed, RowWrite } from './row-store.js';
 import type { StateTable } from './state-table.js';
 
 /** How a row is stored in a state topic (key: the row's key; partition: the row's partition). */
 export interface StoredRow<V> {
   readonly rev: number;
   readonly value: V;
+}
+
+/**
+ * The key of a state topic's `Consumed` records, one per partition (compaction keeps the last).
+ * Rows' keys never start with '@' (the processor refuses a handler's that does).
+ */
+export const CONSUMED_KEY = '@consumed';
+/** The header that marks a `Consumed` record (the key alone could be taken for a row's). */
+const CONSUMED_HEADER = 'ordersaga-consumed';
+
+/** A state topic's record of how far its partition's input is processed. */
+export function consumedRecord(partition: number, consumed: Consumed): Message {
+  return { key: CONSUMED_KEY, partition, value: JSON.stringify(consumed), headers: { [CONSUMED_HEADER]: '1' } };
+}
+
+/** The `Consumed` a state topic's record carries, if it is one. */
+export function consumedOf(message: KafkaMessage): Consumed | undefined {
+  if (message.headers?.[CONSUMED_HEADER] === undefined || message.value === null) return undefined;
+  return JSON.parse(message.value.toString('utf8')) as Consumed;
 }
 
 /** A row of the changelog as the table takes it: the row, or its deletion. */
@@ -110,15 +133,18 @@ export class Changelog<V> {
           return;
         const stored = this.table.positions().get(partition) ?? 0;
         const writes: RowWrite<V>[] = [];
+        let consumed: Consumed | undefined;
         let next = stored;
         for (const message of batch.messages) {
           const offset = Number(message.offset);
           if (offset < stored) continue;
-          writes.push(rowOf<V>(message, partition));
+          const processed = consumedOf(message);
+          if (processed) consumed = processed;
+          else writes.push(rowOf<V>(message, partition));
           next = offset + 1;
         }
-        if (writes.length > 0) {
-          this.table.applyFromLog(writes, new Map([[partition, next]]));
+        if (next > stored) {
+          this.table.applyFromLog(writes, new Map([[partition, next]]), consumed && new Map([[partition, consumed]]));
           restoredRecords.inc({ topic: this.topic }, writes.length);
         }
         this.reached(partition, next);

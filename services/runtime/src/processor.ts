@@ -7,9 +7,11 @@
  *   a handler that throws on it) goes to `<topic>.dlt` with the reason and its original headers,
  *   and the batch carries on;
  * - commits, in ONE Kafka transaction per task (partition number), the messages to send, the
- *   state rows written and the consumed offsets: a crash at any instant replays the batch against
- *   the state as it was, so no effect is lost or doubled. Once committed, the rows go to the local
- *   store with the state topic's offsets they reach;
+ *   state rows written and how far the input is processed (a record of the state topic, not the
+ *   group's offsets: transactions.ts): a crash at any instant replays the batch against the state
+ *   as it was, so no effect is lost or doubled, and what the state says is processed is skipped.
+ *   Once committed, the rows go to the local store with the state topic's offsets they reach. The
+ *   group's offsets follow outside the transactions (AUTO_COMMIT_MS), for the tools that show lag;
  * - keeps the state of the partitions it owns only: a partition just assigned is first restored
  *   from the state topic, from where the local store stands (changelog.ts), and then served
  *   (owners.ts: the other replicas forward its reads here); a partition given up leaves memory at
@@ -48,7 +50,8 @@ import { StagedTransaction, type StagingTarget } from './staged-transaction.js';
 import { Changelog, type ReadProgress } from './changelog.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic, ServiceContract } from './contract.js';
-import { PartitionFenced, Transactions, type ConsumedOffset } from './transactions.js';
+import { PartitionFenced, Transactions } from './transactions.js';
+import type { Consumed } from './row-store.js';
 import { activeTraceparent, envelopeAttributes, inConsumerSpan, inTraceOf, traceIdOf } from './tracing.js';
 
 export interface ProcessorOptions<V> {
@@ -113,6 +116,15 @@ const RESTORE_RETRY_MS = 1_000;
 /** How many partitions' batches may wait for one transaction together. */
 const PARTITIONS_IN_FLIGHT = 16;
 
+/**
+ * How often the group's offsets are brought up to what the transactions committed: they only
+ * save a restarted replica the fetch of what its state says it has processed, and show lag.
+ */
+const AUTO_COMMIT_MS = 5_000;
+
+/** A row key the runtime keeps for itself (the state topic's `Consumed` records). */
+const isReservedKey = (key: string) => key.startsWith('@');
+
 export class Processor<V> {
   private readonly consumer: Consumer;
   private readonly transactions: Transactions;
@@ -171,7 +183,7 @@ export class Processor<V> {
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 500,
     });
-    this.transactions = new Transactions(kafka, namer.id(service), this.groupId, this.log);
+    this.transactions = new Transactions(kafka, namer.id(service), this.log);
     const changelog = <T>(topic: string, table: StateTable<T>, reader: string) =>
       new Changelog(kafka, options.admin, namer.physical(topic), table, namer.id(reader), this.log);
     this.stateLog = changelog(contract.stateTopic, options.table, `${service}.state-reader`);
@@ -239,9 +251,15 @@ export class Processor<V> {
       this.tasksReady.catch((err) => this.log.warn({ err }, 'could not open the tasks of the new partitions'));
       this.restore();
       this.log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'partitions assigned');
-      // Clock work due on the new partitions (timeouts, expired holds) runs at once, not a period later.
+      // Clock work due on the new partitions (timeouts, expired holds) runs at once, not a period
+      // later, once it knows how far their input is processed: the group's offsets, or further.
       Promise.all([this.restoring, this.progress.assigned(consumed)])
-        .then(() => this.tickNow())
+        .then(() => {
+          for (const [partition, upTo] of this.options.table.consumed())
+            if (owned.has(partition))
+              for (const [topic, next] of Object.entries(upTo)) this.progress.processed(topic, partition, next);
+          this.tickNow();
+        })
         .catch((err) => this.log.warn({ err }, 'could not read committed offsets'));
     });
     // Not ready (its routes answer 503) until the partitions first assigned are restored.
@@ -250,7 +268,9 @@ export class Processor<V> {
       await this.consumer.subscribe({ topic: namer.physical(topic), fromBeginning: true });
     }
     await this.consumer.run({
-      autoCommit: false,
+      // What is resolved is committed in a transaction already (with the state): these offsets trail.
+      autoCommit: true,
+      autoCommitInterval: AUTO_COMMIT_MS,
       eachBatchAutoResolve: false,
       // Batches of several partitions arrive together and share one transaction.
       partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT,
@@ -461,6 +481,10 @@ export class Processor<V> {
           const pending = new StagedTransaction<V>(this.staging);
           let sent: RecordMetadata[] = [];
           handledUpTo = new Map();
+          // What the partition's state says is processed: the group's offsets may trail it.
+          const processed = this.options.table.consumed().get(partition) ?? {};
+          const consumed: Record<string, number> = { ...processed };
+          let skipped = 0;
           try {
             for (const tick of task.ticks) this.stageTick(tick, partition, pending);
             for (const payload of task.batches) {
@@ -468,24 +492,31 @@ export class Processor<V> {
               const topic = this.options.namer.logical(batch.topic) as SagaTopic;
               for (const message of batch.messages) {
                 if (!isRunning() || isStale()) break;
-                await this.processMessage(topic, partition, message, pending);
+                const offset = Number(message.offset);
+                if (offset >= (processed[batch.topic] ?? 0)) {
+                  await this.processMessage(topic, partition, message, pending);
+                  consumed[batch.topic] = offset + 1;
+                } else skipped++;
                 handledUpTo.set(payload, message);
               }
             }
-            sent = await this.transactions.commit(
-              partition,
-              pending.messages,
-              [...handledUpTo].map(([{ batch }, message]): ConsumedOffset => ({
-                topic: batch.topic,
-                partition,
-                offset: String(Number(message.offset) + 1),
-              })),
-            );
+            if (skipped > 0)
+              this.log.info(
+                { partition, skipped, consumed: processed },
+                'messages the state says are processed: skipped',
+              );
+            const advanced = Object.entries(consumed).some(([topic, next]) => next !== processed[topic]);
+            if (advanced) pending.consumed(partition, consumed);
+            sent = await this.transactions.commit(partition, pending.messages);
           } catch (err) {
             pending.aborted(err);
             throw err;
           }
-          this.options.table.commit(pending.keys, this.stateOffsets(partition, pending, sent));
+          this.options.table.commit(
+            pending.keys,
+            this.stateOffsets(partition, pending, sent),
+            new Map<number, Consumed>([[partition, consumed]]),
+          );
           pending.committed();
           this.options.onCommitted?.(pending.changes);
         },
@@ -572,7 +603,13 @@ export class Processor<V> {
         const decide = (lookupsCaughtUp: boolean): Decision<V> | undefined => {
           try {
             const handlerContext = { now, traceId: context.traceId, traceparent, lookupsCaughtUp };
-            return this.options.handle(envelope, this.options.table, handlerContext);
+            const decision = this.options.handle(envelope, this.options.table, handlerContext);
+            const reserved = [...(decision?.put ?? []).map(([key]) => key), ...(decision?.delete ?? [])].find(
+              isReservedKey,
+            );
+            if (reserved !== undefined)
+              throw new Error(`row key ${reserved}: keys starting with '@' are the runtime's`);
+            return decision;
           } catch (err) {
             // Handlers are pure: what throws once throws every time.
             pending.deadLetter({ topic, partition, message, headers, kind: 'handler-error', error: err });

@@ -3,7 +3,8 @@
  * Streams keeps its stores in RocksDB, or in memory (unit tests, and readers that follow a whole
  * topic). The changelog (the compacted state topic) is the truth; the store is a copy of it that
  * survives a restart, with the changelog offset it reflects per partition written in the same
- * LMDB transaction as the rows, so a restart reads only the tail, exactly.
+ * LMDB transaction as the rows, so a restart reads only the tail, exactly. The same goes for how
+ * far the service has processed its input, which the changelog carries too (Consumed).
  *
  * Indexes beside the rows, kept in the same transactions, so nothing is scanned at start: the
  * rows in flight (the table's listeners rebuild their views from them), the rows that ended, by
@@ -40,6 +41,12 @@ export interface Retired {
 export type RowWrite<V> =
   readonly [key: string, row: Row<V>] | readonly [key: string, row: undefined, retired: Retired];
 
+/**
+ * How far a partition's input is processed, as committed with its state: the next offset to
+ * process per consumed (physical) topic, for that partition number of each.
+ */
+export type Consumed = Readonly<Record<string, number>>;
+
 export interface RowStore<V> {
   get(key: string): Row<V> | undefined;
   /** The rows in key order, from `start` (inclusive). */
@@ -53,10 +60,19 @@ export interface RowStore<V> {
   retiredAt(key: string): number | undefined;
   /** Forgets the partition's retirements before `before` (epoch ms). */
   forgetRetired(partition: number, before: number): void;
-  /** Committed writes and the changelog positions they bring the store to, atomically. */
-  apply(writes: Iterable<RowWrite<V>>, positions?: ReadonlyMap<number, number>): void;
+  /**
+   * Committed writes, the changelog positions they bring the store to, and how far the input is
+   * processed with them, per partition: atomically.
+   */
+  apply(
+    writes: Iterable<RowWrite<V>>,
+    positions?: ReadonlyMap<number, number>,
+    consumed?: ReadonlyMap<number, Consumed>,
+  ): void;
   /** The next changelog offset the store reflects, per partition it has read. */
   positions(): ReadonlyMap<number, number>;
+  /** How far each partition's input is processed, as its state last said. */
+  consumed(): ReadonlyMap<number, Consumed>;
   /** Forgets every row and position: the changelog is read again from its start. */
   clear(): void;
   /** Forgets the partition's rows, retirements and position (another replica keeps them now). */
@@ -75,6 +91,7 @@ const endKey = (partition: number, endedAt: number, key: string) =>
 export class MemoryRows<V> implements RowStore<V> {
   private readonly data = new Map<string, Row<V>>();
   private readonly read = new Map<number, number>();
+  private readonly processed = new Map<number, Consumed>();
   private readonly retired = new Map<string, Retired>();
 
   constructor(private readonly lifecycle: RowLifecycle<V> = NO_LIFECYCLE as RowLifecycle<V>) {}
@@ -116,7 +133,11 @@ export class MemoryRows<V> implements RowStore<V> {
     for (const [key, r] of this.retired) if (r.partition === partition && r.at < before) this.retired.delete(key);
   }
 
-  apply(writes: Iterable<RowWrite<V>>, positions?: ReadonlyMap<number, number>): void {
+  apply(
+    writes: Iterable<RowWrite<V>>,
+    positions?: ReadonlyMap<number, number>,
+    consumed?: ReadonlyMap<number, Consumed>,
+  ): void {
     for (const [key, row, retired] of writes) {
       if (row) {
         this.data.set(key, row);
@@ -127,15 +148,21 @@ export class MemoryRows<V> implements RowStore<V> {
       }
     }
     for (const [partition, next] of positions ?? []) this.read.set(partition, next);
+    for (const [partition, upTo] of consumed ?? []) this.processed.set(partition, upTo);
   }
 
   positions(): ReadonlyMap<number, number> {
     return this.read;
   }
 
+  consumed(): ReadonlyMap<number, Consumed> {
+    return this.processed;
+  }
+
   clear(): void {
     this.data.clear();
     this.read.clear();
+    this.processed.clear();
     this.retired.clear();
   }
 
@@ -143,6 +170,7 @@ export class MemoryRows<V> implements RowStore<V> {
     for (const [key, row] of this.data) if (row.partition === partition) this.data.delete(key);
     for (const [key, r] of this.retired) if (r.partition === partition) this.retired.delete(key);
     this.read.delete(partition);
+    this.processed.delete(partition);
   }
 }
 
@@ -207,9 +235,11 @@ class LmdbRows<V> implements RowStore<V> {
   private readonly flying: Database<number, string>;
   private readonly ended: Database<string, string>;
   private readonly read: Database<number, number>;
+  private readonly processed: Database<Consumed, number>;
   private readonly retired: Database<Retired, string>;
   private readonly retiredByTime: Database<string, string>;
   private readonly cachedPositions = new Map<number, number>();
+  private readonly cachedConsumed = new Map<number, Consumed>();
 
   constructor(
     private readonly root: RootDatabase,
@@ -220,9 +250,11 @@ class LmdbRows<V> implements RowStore<V> {
     this.flying = root.openDB({ name: `${name}:in-flight`, encoding: 'json' });
     this.ended = root.openDB({ name: `${name}:ended`, encoding: 'string' });
     this.read = root.openDB({ name: `${name}:positions`, encoding: 'json', keyEncoding: 'uint32' });
+    this.processed = root.openDB({ name: `${name}:consumed`, encoding: 'json', keyEncoding: 'uint32' });
     this.retired = root.openDB({ name: `${name}:retired`, encoding: 'json' });
     this.retiredByTime = root.openDB({ name: `${name}:retired-by-time`, encoding: 'string' });
     for (const { key, value } of this.read.getRange()) this.cachedPositions.set(key, value);
+    for (const { key, value } of this.processed.getRange()) this.cachedConsumed.set(key, value);
   }
 
   get(key: string): Row<V> | undefined {
@@ -273,7 +305,11 @@ class LmdbRows<V> implements RowStore<V> {
     });
   }
 
-  apply(writes: Iterable<RowWrite<V>>, positions?: ReadonlyMap<number, number>): void {
+  apply(
+    writes: Iterable<RowWrite<V>>,
+    positions?: ReadonlyMap<number, number>,
+    consumed?: ReadonlyMap<number, Consumed>,
+  ): void {
     this.root.transactionSync(() => {
       for (const [key, row, retired] of writes) {
         const previous = this.data.get(key);
@@ -298,22 +334,29 @@ class LmdbRows<V> implements RowStore<V> {
         if (endedAt !== undefined) this.ended.putSync(endKey(row.partition, endedAt, key), key);
       }
       for (const [partition, next] of positions ?? []) this.read.putSync(partition, next);
+      for (const [partition, upTo] of consumed ?? []) this.processed.putSync(partition, upTo);
     });
     for (const [partition, next] of positions ?? []) this.cachedPositions.set(partition, next);
+    for (const [partition, upTo] of consumed ?? []) this.cachedConsumed.set(partition, upTo);
   }
 
   positions(): ReadonlyMap<number, number> {
     return this.cachedPositions;
   }
 
+  consumed(): ReadonlyMap<number, Consumed> {
+    return this.cachedConsumed;
+  }
+
   clear(): void {
     this.root.transactionSync(() => {
-      const all = [this.data, this.flying, this.ended, this.read, this.retired, this.retiredByTime];
+      const all = [this.data, this.flying, this.ended, this.read, this.processed, this.retired, this.retiredByTime];
       for (const db of all as Database<unknown, string | number>[]) {
         db.clearSync();
       }
     });
     this.cachedPositions.clear();
+    this.cachedConsumed.clear();
   }
 
   /**
@@ -350,7 +393,9 @@ class LmdbRows<V> implements RowStore<V> {
         this.retired.removeSync(value);
       }
       this.read.removeSync(partition);
+      this.processed.removeSync(partition);
     });
     this.cachedPositions.delete(partition);
+    this.cachedConsumed.delete(partition);
   }
 }

@@ -14,7 +14,8 @@ import type { Decision, RowChange } from './decision.js';
 import type { TopicNamer } from './kafka.js';
 import { deadLetters, messagesProduced, type DeadLetterKind } from './metrics.js';
 import { outgoingRecord } from './outgoing.js';
-import type { StoredRow } from './changelog.js';
+import { consumedRecord, type StoredRow } from './changelog.js';
+import type { Consumed } from './row-store.js';
 import type { StateTable } from './state-table.js';
 import { endSpans, inWorkSpan } from './tracing.js';
 
@@ -55,6 +56,11 @@ export class StagedTransaction<V> {
   stage(decision: Decision<V>, partitionOf: (key: string) => number, startedAt: Date): void {
     if (decision.span) inWorkSpan(decision.span, startedAt, () => this.queueDecision(decision, partitionOf));
     else this.queueDecision(decision, partitionOf);
+  }
+
+  /** How far the partition's input is processed once this commits: on the state topic, with the rows. */
+  consumed(partition: number, consumed: Consumed): void {
+    this.queue(this.target.namer.physical(this.target.stateTopic), consumedRecord(partition, consumed));
   }
 
   deadLetter(unprocessable: Unprocessable): void {

@@ -41,7 +41,7 @@ const jobs: RowLifecycle<Job> = {
   endedAt: (j) => (j.state === 'done' ? j.at : undefined),
 };
 
-test('on disk: rows, positions, the rows in flight and the ended ones survive a reopen; retired keys are remembered', async () => {
+test('on disk: rows, positions, how far the input is processed, the rows in flight and the ended ones survive a reopen; retired keys are remembered', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ordersaga-store-'));
   try {
     let stores = DiskStores.open(dir, log);
@@ -53,7 +53,8 @@ test('on disk: rows, positions, the rows in flight and the ended ones survive a 
     table.commit(['a', 'b', 'c'], new Map([[0, 2]]));
     expect(table.size).toBe(3);
     table.write('b', undefined, 0);
-    table.commit(['b'], new Map([[0, 3]]));
+    table.commit(['b'], new Map([[0, 3]]), new Map([[0, { 'in.a': 7, 'in.b': 2 }]]));
+    table.applyFromLog([], new Map([[1, 4]]), new Map([[1, { 'in.a': 9 }]]));
     expect(table.size).toBe(2);
     await stores.close();
 
@@ -70,7 +71,18 @@ test('on disk: rows, positions, the rows in flight and the ended ones survive a 
     expect(table.get('b')).toBeUndefined();
     expect(table.size).toBe(2);
     expect(table.retiredAt('b')).toBeGreaterThan(0);
-    expect(table.positions()).toEqual(new Map([[0, 3]]));
+    expect(table.positions()).toEqual(
+      new Map([
+        [0, 3],
+        [1, 4],
+      ]),
+    );
+    expect(table.consumed()).toEqual(
+      new Map([
+        [0, { 'in.a': 7, 'in.b': 2 }],
+        [1, { 'in.a': 9 }],
+      ]),
+    );
     expect(table.endedBefore(1, 21, 10)).toEqual(['c']);
     expect(table.endedBefore(1, 20, 10)).toEqual([]);
     expect(table.endedBefore(0, 1e15, 10)).toEqual([]);
@@ -79,6 +91,7 @@ test('on disk: rows, positions, the rows in flight and the ended ones survive a 
     table.clear();
     expect(table.size).toBe(0);
     expect(table.positions().size).toBe(0);
+    expect(table.consumed().size).toBe(0);
     await stores.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -103,6 +116,10 @@ test('a partition given up leaves memory at once, and the store when dropped; th
         [0, 2],
         [1, 1],
       ]),
+      new Map([
+        [0, { in: 5 }],
+        [1, { in: 6 }],
+      ]),
     );
     told.length = 0;
 
@@ -114,6 +131,7 @@ test('a partition given up leaves memory at once, and the store when dropped; th
     expect([table.get('a'), table.get('b')]).toEqual([undefined, undefined]);
     expect(table.get('c')).toEqual({ state: 'running', at: 20 });
     expect(table.positions()).toEqual(new Map([[1, 1]]));
+    expect(table.consumed()).toEqual(new Map([[1, { in: 6 }]]));
 
     // Given back: its rows in flight come from the store again (none here: it was dropped).
     table.keepInMemory(new Set([0, 1]));

@@ -5,9 +5,9 @@
  * until they commit (or are undone). Every row remembers its partition: the partition of the
  * messages that own it; a replica keeps in memory the rows of the partitions it owns only.
  */
-import { MemoryRows, type Row, type RowLifecycle, type RowStore, type RowWrite } from './row-store.js';
+import { MemoryRows, type Consumed, type Row, type RowLifecycle, type RowStore, type RowWrite } from './row-store.js';
 
-export type { Row, RowLifecycle } from './row-store.js';
+export type { Consumed, Row, RowLifecycle } from './row-store.js';
 
 /** What handlers see: reads only, their own transaction's writes included. */
 export interface StateView<V> {
@@ -110,6 +110,11 @@ export class StateTable<V> implements StateView<V> {
     return this.store.positions();
   }
 
+  /** How far each partition's input is processed, as its committed state says. */
+  consumed(): ReadonlyMap<number, Consumed> {
+    return this.store.consumed();
+  }
+
   /** Keys of the partition's committed rows that ended before `before` (epoch ms), oldest first. */
   endedBefore(partition: number, before: number, limit: number): string[] {
     return this.store.endedBefore(partition, before, limit);
@@ -140,17 +145,21 @@ export class StateTable<V> implements StateView<V> {
 
   /**
    * A transaction that wrote these keys is committed: their rows go to the store, with the
-   * changelog offsets the transaction's records reach, and become what readers see (the other
-   * tasks' transactions may still be in progress).
+   * changelog offsets the transaction's records reach and how far it processed the input, and
+   * become what readers see (the other tasks' transactions may still be in progress).
    */
-  commit(keys: Iterable<string>, positions?: ReadonlyMap<number, number>): void {
+  commit(
+    keys: Iterable<string>,
+    positions?: ReadonlyMap<number, number>,
+    consumed?: ReadonlyMap<number, Consumed>,
+  ): void {
     const writes: RowWrite<V>[] = [];
     const at = Date.now();
     for (const key of new Set(keys)) {
       const entry = this.pending.get(key);
       if (entry) writes.push(entry.row ? [key, entry.row] : [key, undefined, { partition: entry.partition, at }]);
     }
-    this.store.apply(writes, positions);
+    this.store.apply(writes, positions, consumed);
     for (const [key, row] of writes) {
       this.pending.delete(key);
       this.remember(key, row);
@@ -162,10 +171,14 @@ export class StateTable<V> implements StateView<V> {
    * Rows read from the changelog, in its order (a restore, or a followed lookup): what was
    * committed, so they replace what the table has.
    */
-  applyFromLog(writes: readonly RowWrite<V>[], positions: ReadonlyMap<number, number>): void {
+  applyFromLog(
+    writes: readonly RowWrite<V>[],
+    positions: ReadonlyMap<number, number>,
+    consumed?: ReadonlyMap<number, Consumed>,
+  ): void {
     const before = new Map<string, V | undefined>();
     for (const [key] of writes) if (!before.has(key)) before.set(key, this.row(key)?.value);
-    this.store.apply(writes, positions);
+    this.store.apply(writes, positions, consumed);
     const after = new Map<string, Row<V> | undefined>();
     for (const [key, row] of writes) after.set(key, row);
     for (const [key, row] of after) {

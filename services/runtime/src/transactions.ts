@@ -2,13 +2,6 @@ import { Partitioners, type Kafka, type Message, type Producer, type RecordMetad
 import type { Logger } from './context.js';
 import { NotRetryable } from './retry.js';
 
-/** A consumed position to commit: the next offset to read of a topic's partition. */
-export interface ConsumedOffset {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-}
-
 /** The replica lost the partition: another one opened its transactional ids, fencing this one. */
 export class PartitionFenced extends NotRetryable {
   override name = 'PartitionFenced';
@@ -45,6 +38,12 @@ interface TaskEntry {
  * A task's transactions alternate between its two producers: a transactional id cannot begin its
  * next transaction until the coordinator has written the last one's markers
  * (CONCURRENT_TRANSACTIONS), and the other id is long done by then.
+ *
+ * How far the input is processed goes in the transaction as a record of the state topic (see
+ * Changelog's `Consumed`), not as the group's offsets (sendOffsets): a transaction is then three
+ * requests (AddPartitionsToTxn, Produce, EndTxn) instead of five, and the coordinator writes no
+ * offsets and no markers to __consumer_offsets. The group's offsets trail (committed outside
+ * the transactions, for the tools that show lag); what they say is processed again is skipped.
  */
 export class Transactions {
   private readonly tasks = new Map<number, TaskEntry>();
@@ -53,7 +52,6 @@ export class Transactions {
   constructor(
     private readonly kafka: Kafka,
     private readonly idPrefix: string,
-    private readonly groupId: string,
     private readonly log: Logger,
   ) {}
 
@@ -86,16 +84,12 @@ export class Transactions {
   }
 
   /**
-   * One transaction of a task: the messages (by physical topic) and the consumed offsets.
-   * Nothing: no-op. Throws PartitionFenced if another replica has taken the partition over.
-   * Resolves with where each topic-partition's records went (their first offset).
+   * One transaction of a task: the messages, by physical topic. Nothing: no-op. Throws
+   * PartitionFenced if another replica has taken the partition over. Resolves with where each
+   * topic-partition's records went (their first offset).
    */
-  async commit(
-    partition: number,
-    messages: ReadonlyMap<string, Message[]>,
-    offsets: readonly ConsumedOffset[],
-  ): Promise<RecordMetadata[]> {
-    if (messages.size === 0 && offsets.length === 0) return [];
+  async commit(partition: number, messages: ReadonlyMap<string, Message[]>): Promise<RecordMetadata[]> {
+    if (messages.size === 0) return [];
     const entry = this.tasks.get(partition);
     if (!entry || entry.fenced || !this.assigned(partition)) {
       throw new PartitionFenced(`partition ${partition} is not this replica's now`);
@@ -106,16 +100,7 @@ export class Transactions {
       const transaction = await producer.transaction();
       try {
         const topicMessages = [...messages].map(([topic, list]) => ({ topic, messages: list }));
-        const sent = topicMessages.length > 0 ? await transaction.sendBatch({ topicMessages }) : [];
-        if (offsets.length > 0) {
-          const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
-          for (const { topic, partition: p, offset } of offsets)
-            byTopic.set(topic, [...(byTopic.get(topic) ?? []), { partition: p, offset }]);
-          await transaction.sendOffsets({
-            consumerGroupId: this.groupId,
-            topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-          });
-        }
+        const sent = await transaction.sendBatch({ topicMessages });
         await transaction.commit();
         return sent;
       } catch (err) {
