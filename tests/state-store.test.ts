@@ -141,6 +141,26 @@ describe('the state store', () => {
       .filter((l) => l.msg === 'messages the state says are processed: skipped')
       .reduce((sum, l) => sum + Number(l.skipped), 0);
     expect(skipped).toBeGreaterThanOrEqual(before.length);
+
+    // The group's offsets follow what was committed, outside the transactions, within seconds.
+    const topic = stack.topic('stock.check.request');
+    await eventually(
+      "stock's group offsets at the end of stock.check.request",
+      async () => {
+        const admin = stack.kafka.admin();
+        await admin.connect();
+        try {
+          const ends = await admin.fetchTopicOffsets(topic);
+          const [committed] = await admin.fetchOffsets({ groupId: `${stack.namespace}stock`, topics: [topic] });
+          const at = (partition: number) => committed?.partitions.find((p) => p.partition === partition)?.offset;
+          if (ends.every((e) => e.offset === e.low || at(e.partition) === e.offset)) return true;
+          throw new Error(`ends ${JSON.stringify(ends)}, committed ${JSON.stringify(committed?.partitions)}`);
+        } finally {
+          await admin.disconnect();
+        }
+      },
+      15_000,
+    );
   }, 120_000);
 });
 

@@ -11,7 +11,7 @@
  *   group's offsets: transactions.ts): a crash at any instant replays the batch against the state
  *   as it was, so no effect is lost or doubled, and what the state says is processed is skipped.
  *   Once committed, the rows go to the local store with the state topic's offsets they reach. The
- *   group's offsets follow outside the transactions (AUTO_COMMIT_MS), for the tools that show lag;
+ *   group's offsets follow outside the transactions (GROUP_OFFSETS_EVERY_MS), for the tools that show lag;
  * - keeps the state of the partitions it owns only: a partition just assigned is first restored
  *   from the state topic, from where the local store stands (changelog.ts), and then served
  *   (owners.ts: the other replicas forward its reads here); a partition given up leaves memory at
@@ -119,8 +119,9 @@ const PARTITIONS_IN_FLIGHT = 16;
 /**
  * How often the group's offsets are brought up to what the transactions committed: they only
  * save a restarted replica the fetch of what its state says it has processed, and show lag.
+ * (Not kafkajs' autoCommit: with eachBatch it commits after every batch, whatever the interval.)
  */
-const AUTO_COMMIT_MS = 5_000;
+const GROUP_OFFSETS_EVERY_MS = 5_000;
 
 /** A row key the runtime keeps for itself (the state topic's `Consumed` records). */
 const isReservedKey = (key: string) => key.startsWith('@');
@@ -158,6 +159,8 @@ export class Processor<V> {
   /** Resolved when the partitions first assigned are restored: the start waits for it. */
   private readonly firstRestore = withResolvers();
   private stopped = false;
+  /** What the transactions committed since the group's offsets were last, per topic-partition. */
+  private readonly groupOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
   /** Heartbeats the group's coordinator has answered. */
   private heartbeats = 0;
   /** Partitions whose task was found fenced since the last join, by the heartbeat count then. */
@@ -268,9 +271,7 @@ export class Processor<V> {
       await this.consumer.subscribe({ topic: namer.physical(topic), fromBeginning: true });
     }
     await this.consumer.run({
-      // What is resolved is committed in a transaction already (with the state): these offsets trail.
-      autoCommit: true,
-      autoCommitInterval: AUTO_COMMIT_MS,
+      autoCommit: false,
       eachBatchAutoResolve: false,
       // Batches of several partitions arrive together and share one transaction.
       partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT,
@@ -289,6 +290,22 @@ export class Processor<V> {
     this.tickNow();
     for (const tick of this.options.ticks ?? []) {
       this.tickTimers.push(setInterval(() => this.tickNow(tick), tick.everyMs));
+    }
+    this.tickTimers.push(setInterval(() => void this.commitGroupOffsets(), GROUP_OFFSETS_EVERY_MS));
+  }
+
+  /**
+   * The group's offsets brought up to what the transactions committed, on the partitions still
+   * this replica's. A failure (a rebalance under way) is left to the next time.
+   */
+  private async commitGroupOffsets(): Promise<void> {
+    const offsets = [...this.groupOffsets.values()].filter((o) => this.owned.has(o.partition));
+    this.groupOffsets.clear();
+    if (offsets.length === 0) return;
+    try {
+      await this.consumer.commitOffsets(offsets);
+    } catch (err) {
+      this.log.debug({ err }, "could not commit the group's offsets; the next time will");
     }
   }
 
@@ -398,8 +415,11 @@ export class Processor<V> {
     for (const timer of [...this.tickTimers, ...this.cleanups.values()]) clearInterval(timer);
     this.running = false;
     this.stopped = true;
-    await this.consumer.disconnect();
+    // The batches in hand finished and committed, the group's offsets follow them, then it is left.
+    await this.consumer.stop();
     await this.drained;
+    await this.commitGroupOffsets();
+    await this.consumer.disconnect();
     await this.transactions.disconnect();
     await Promise.all([this.stateLog, ...this.lookupLogs].map((l) => l.stop()));
   }
@@ -540,7 +560,10 @@ export class Processor<V> {
     for (const [{ batch, resolveOffset }, message] of handledUpTo) {
       const topic = this.options.namer.logical(batch.topic);
       resolveOffset(message.offset);
-      this.progress.processed(batch.topic, batch.partition, Number(message.offset) + 1);
+      // Past the batch's transaction markers too, once its last message is done (as resolveOffset).
+      const next = message === batch.messages.at(-1) ? Number(batch.lastOffset()) + 1 : Number(message.offset) + 1;
+      this.groupOffsets.set(`${partition}@${batch.topic}`, { topic: batch.topic, partition, offset: String(next) });
+      this.progress.processed(batch.topic, partition, next);
       messagesConsumed.inc({ topic }, batch.messages.indexOf(message) + 1);
       consumerLag.set({ topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
     }
