@@ -1,9 +1,11 @@
 /**
  * Reads a compacted state topic (a changelog) into a StateTable, partition by partition, from the
- * offset the table's store already reflects, and keeps following it: a restarted replica reads
- * only what changed since its last commit. Its own commits go to the store directly, with the
- * offsets they reach, so it skips them when it reads them back; what another replica committed
- * (a partition it had) is read in.
+ * offset the table's store already reflects: a restarted replica reads only what changed since
+ * its last commit. A reader of another service's state (a lookup, the controller) keeps following
+ * it. A service's own state is read to its end and no further (`follow: false`), as Kafka
+ * Streams' active tasks do: once this replica owns the partitions and has fenced their previous
+ * owner, only its own commits land there, and they go to the store directly, with the offsets
+ * they reach. Reading them back would cost a fetch per commit, on both sides of the wire.
  *
  * Besides the rows, each partition of a state topic carries how far its service has processed
  * its input (a `Consumed` record, under the key `@consumed`, written in the same transaction as
@@ -88,6 +90,8 @@ export class Changelog<V> {
   private reading: Promise<void> = Promise.resolve();
   /** The read under way, if any. */
   progress: ReadProgress | undefined;
+  /** Whether a read is under way: a reader that does not follow fetches only then. */
+  private active = false;
 
   constructor(
     kafka: Kafka,
@@ -97,6 +101,8 @@ export class Changelog<V> {
     private readonly table: StateTable<V>,
     groupPrefix: string,
     private readonly log: Logger,
+    /** Whether it reads on past the end a read reached (false: only while read() runs). */
+    private readonly follow = true,
   ) {
     this.consumer = kafka.consumer({
       // A group of its own, of one member, so it is given every partition; nothing is committed.
@@ -252,14 +258,21 @@ export class Changelog<V> {
       targets.set(p, { from, end: range.end });
       this.readUpTo.set(p, from);
     }
-    this.steer();
-    await this.untilRead(targets, timeoutMs);
+    this.active = true;
+    try {
+      this.steer();
+      await this.untilRead(targets, timeoutMs);
+    } finally {
+      this.active = false;
+      // Not following: paused where it stands, and read on by the next read().
+      if (!this.follow) this.steer();
+    }
   }
 
   /**
-   * Points the consumer at what is read: every partition wanted from where its read stands, the
-   * others paused. Until its group has joined (at the start, or while it restarts after a crash)
-   * there is nothing to steer: the join does it.
+   * Points the consumer at what is read: every partition wanted from where its read stands (while
+   * a read runs, or always when following), the others paused. Until its group has joined (at the
+   * start, or while it restarts after a crash) there is nothing to steer: the join does it.
    */
   private steer(): void {
     try {
@@ -267,7 +280,8 @@ export class Changelog<V> {
       for (const [partition, offset] of this.readUpTo) {
         this.consumer.seek({ topic: this.topic, partition, offset: String(offset) });
       }
-      if (this.wanted.size > 0) this.consumer.resume([{ topic: this.topic, partitions: [...this.wanted] }]);
+      const reading = this.follow || this.active;
+      if (reading && this.wanted.size > 0) this.consumer.resume([{ topic: this.topic, partitions: [...this.wanted] }]);
     } catch (err) {
       this.log.debug({ err, topic: this.topic }, 'state reader not joined yet: steered when it joins');
     }

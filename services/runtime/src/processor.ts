@@ -187,11 +187,12 @@ export class Processor<V> {
       maxWaitTimeInMs: 500,
     });
     this.transactions = new Transactions(kafka, namer.id(service), this.log);
-    const changelog = <T>(topic: string, table: StateTable<T>, reader: string) =>
-      new Changelog(kafka, options.admin, namer.physical(topic), table, namer.id(reader), this.log);
-    this.stateLog = changelog(contract.stateTopic, options.table, `${service}.state-reader`);
+    const changelog = <T>(topic: string, table: StateTable<T>, reader: string, follow: boolean) =>
+      new Changelog(kafka, options.admin, namer.physical(topic), table, namer.id(reader), this.log, follow);
+    // Its own state is read at each assignment only: then only this replica writes there.
+    this.stateLog = changelog(contract.stateTopic, options.table, `${service}.state-reader`, false);
     this.lookupLogs = (options.lookups ?? []).map(({ topic, table }) =>
-      changelog(topic, table, `${service}.lookup.state-reader`),
+      changelog(topic, table, `${service}.lookup.state-reader`, true),
     );
     this.progress = new ConsumerProgress(this.consumer, options.admin, this.groupId);
     this.owners = new Owners(options.url, this.consumer, this.log);
