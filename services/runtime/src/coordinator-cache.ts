@@ -1,8 +1,8 @@
 /**
  * kafkajs 2.2.4 asks a broker where a coordinator is (FindCoordinator) before every request it
- * sends to one, and keeps no answer: a transaction with consumed offsets asks four times (to add
- * partitions, to add the offsets, to commit them to the group, to end it), which is four of its
- * nine round trips to the broker. The Java client keeps the coordinator until a request to it
+ * sends to one, and keeps no answer: a transaction asks twice (to add its partitions, to end it),
+ * which is two of its five round trips to the broker, and four of nine when it commits consumed
+ * offsets to a group as well (sendOffsets). The Java client keeps the coordinator until a request to it
  * fails. So does this: an answer is kept for up to COORDINATOR_TTL_MS per client, coordinator
  * type and key (a transactional id, a group), and every answer is dropped as soon as a request
  * to a coordinator fails for a reason that says it is not (or no longer, or not yet) the
