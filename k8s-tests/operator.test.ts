@@ -282,7 +282,10 @@ test('100 orders: every one mirrored, writes coalesced (mirror lag printed)', as
   const meanLagMs = ((after.lagSum - before.lagSum) / lagCount) * 1000;
   // Each saga changes state 5 times; coalescing writes fewer statuses than that.
   expect(writes).toBeLessThan(5 * 100);
-  expect(after.pending).toBe(0);
+  // A saga change that lands while its order's write is in flight marks it again: written next.
+  await eventually('no SagaOrder behind its saga', async () =>
+    (await operatorMetrics()).pending === 0 ? true : undefined,
+  );
   console.log(
     `mirror of 100 orders: all Confirmed in kubectl ${Date.now() - started} ms after the last POST; ` +
       `${writes} status writes (${(writes / 100).toFixed(1)} per order); mean mirror lag ${meanLagMs.toFixed(0)} ms`,
