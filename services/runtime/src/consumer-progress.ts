@@ -1,13 +1,16 @@
-import type { Admin, Consumer } from 'kafkajs';
+import type { Admin, Consumer, TopicPartitionOffset } from 'kafkajs';
+import type { Consumed } from './row-store.js';
 
 /**
  * How far a consumer group has processed each partition it was assigned, so that work done by
  * the clock (releasing an expired hold) can wait until every message that might have changed
  * its mind has been processed.
  *
- * Positions start at the group's committed offsets when partitions are assigned, and move on as
- * the processor commits what it handled; a fetch that holds only transaction markers (no batch
- * for eachBatch, but kafkajs' END_BATCH_PROCESS event) moves them past the markers too.
+ * Positions start at the group's committed offsets when partitions are assigned, or further where
+ * the partition's state says so (Consumed), and move on as the processor commits what it
+ * handled; a fetch that holds only transaction markers (no batch for eachBatch, but kafkajs'
+ * END_BATCH_PROCESS event) moves them past the markers too. They are what the group's offsets
+ * are brought up to, outside the transactions.
  */
 export class ConsumerProgress {
   /** Next offset to process, per physical topic and partition. */
@@ -37,6 +40,20 @@ export class ConsumerProgress {
         if (Number(offset) >= 0) this.processed(topic, partition, Number(offset));
       }
     }
+  }
+
+  /** What the partition's state says is processed (its Consumed record). */
+  processedUpTo(partition: number, consumed: Consumed): void {
+    for (const [topic, next] of Object.entries(consumed)) this.processed(topic, partition, next);
+  }
+
+  /** The positions of these partitions, as offsets to commit for the group. */
+  positions(partitions: ReadonlySet<number>): TopicPartitionOffset[] {
+    return [...this.next].flatMap(([key, next]) => {
+      const at = key.indexOf('@');
+      const partition = Number(key.slice(0, at));
+      return partitions.has(partition) ? [{ topic: key.slice(at + 1), partition, offset: String(next) }] : [];
+    });
   }
 
   /** Everything before `nextOffset` of the partition is processed and committed. */

@@ -159,8 +159,6 @@ export class Processor<V> {
   /** Resolved when the partitions first assigned are restored: the start waits for it. */
   private readonly firstRestore = withResolvers();
   private stopped = false;
-  /** What the transactions committed since the group's offsets were last, per topic-partition. */
-  private readonly groupOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
   /** Heartbeats the group's coordinator has answered. */
   private heartbeats = 0;
   /** Partitions whose task was found fenced since the last join, by the heartbeat count then. */
@@ -260,8 +258,7 @@ export class Processor<V> {
       Promise.all([this.restoring, this.progress.assigned(consumed)])
         .then(() => {
           for (const [partition, upTo] of this.options.table.consumed())
-            if (owned.has(partition))
-              for (const [topic, next] of Object.entries(upTo)) this.progress.processed(topic, partition, next);
+            if (owned.has(partition)) this.progress.processedUpTo(partition, upTo);
           this.tickNow();
         })
         .catch((err) => this.log.warn({ err }, 'could not read committed offsets'));
@@ -300,8 +297,7 @@ export class Processor<V> {
    * this replica's. A failure (a rebalance under way) is left to the next time.
    */
   private async commitGroupOffsets(): Promise<void> {
-    const offsets = [...this.groupOffsets.values()].filter((o) => this.owned.has(o.partition));
-    this.groupOffsets.clear();
+    const offsets = this.progress.positions(this.owned);
     if (offsets.length === 0) return;
     try {
       await this.consumer.commitOffsets(offsets);
@@ -506,6 +502,7 @@ export class Processor<V> {
           const processed = this.options.table.consumed().get(partition) ?? {};
           const consumed: Record<string, number> = { ...processed };
           let skipped = 0;
+          let advanced = false;
           try {
             for (const tick of task.ticks) this.stageTick(tick, partition, pending);
             for (const payload of task.batches) {
@@ -526,7 +523,7 @@ export class Processor<V> {
                 { partition, skipped, consumed: processed },
                 'messages the state says are processed: skipped',
               );
-            const advanced = Object.entries(consumed).some(([topic, next]) => next !== processed[topic]);
+            advanced = Object.entries(consumed).some(([topic, next]) => next !== processed[topic]);
             if (advanced) pending.consumed(partition, consumed);
             sent = await this.transactions.commit(partition, pending.messages);
           } catch (err) {
@@ -536,7 +533,7 @@ export class Processor<V> {
           this.options.table.commit(
             pending.keys,
             this.stateOffsets(partition, pending, sent),
-            new Map<number, Consumed>([[partition, consumed]]),
+            advanced ? new Map<number, Consumed>([[partition, consumed]]) : undefined,
           );
           pending.committed();
           this.options.onCommitted?.(pending.changes);
@@ -563,7 +560,6 @@ export class Processor<V> {
       resolveOffset(message.offset);
       // Past the batch's transaction markers too, once its last message is done (as resolveOffset).
       const next = message === batch.messages.at(-1) ? Number(batch.lastOffset()) + 1 : Number(message.offset) + 1;
-      this.groupOffsets.set(`${partition}@${batch.topic}`, { topic: batch.topic, partition, offset: String(next) });
       this.progress.processed(batch.topic, partition, next);
       messagesConsumed.inc({ topic }, batch.messages.indexOf(message) + 1);
       consumerLag.set({ topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
