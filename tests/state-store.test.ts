@@ -10,21 +10,12 @@ import { eventually, sleep, Stack } from './support/stack.js';
 
 const PEN = { sku: 'PEN', quantity: 1 };
 
-/** The offsets a start read from a state topic ("read <topic>: N offsets ..."), 0 when none. */
-function offsetsRead(stack: Stack, name: string, topic: 'order.state'): number {
-  const lines = readFileSync(join(stack.logDir, `${name}.log`), 'utf8')
-    .trim()
-    .split('\n')
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as { msg?: string; offsets?: number }];
-      } catch {
-        return [];
-      }
-    });
-  const opened = lines.findLastIndex((l) => /^state store opened/.test(l.msg ?? ''));
-  const read = lines.slice(opened).find((l) => (l.msg ?? '').startsWith(`read ${stack.topic(topic)}:`));
-  return read?.offsets ?? 0;
+/** The offsets order-1's last start read from a state topic ("read <topic>: N offsets ..."), 0 when none. */
+function offsetsRead(stack: Stack, topic: 'order.state'): number {
+  const lines = stack.logLines('order', '1');
+  const opened = lines.findLastIndex((l) => /^state store opened/.test(String(l.msg)));
+  const read = lines.slice(opened).find((l) => String(l.msg).startsWith(`read ${stack.topic(topic)}:`));
+  return Number(read?.offsets ?? 0);
 }
 
 /**
@@ -75,7 +66,7 @@ describe('the state store', () => {
     // on them meanwhile.
     const given = stack.assigned('order', '1');
     expect(given).toHaveLength(3);
-    expect(offsetsRead(stack, 'order-1', 'order.state')).toBeGreaterThanOrEqual((await recordsOfReplica1()).all);
+    expect(offsetsRead(stack, 'order.state')).toBeGreaterThanOrEqual((await recordsOfReplica1()).all);
     expect(await stack.stop('order', '1')).toBe(0);
     const late = await placeAndFinish(stack, 20, '0', 'late');
 
@@ -83,7 +74,7 @@ describe('the state store', () => {
     // Given back the partitions whose state it holds (sticky), it reads their tail: the late
     // orders' rows (and their commit markers), not the whole of them.
     expect(stack.assigned('order', '1')).toEqual(given);
-    const tail = offsetsRead(stack, 'order-1', 'order.state');
+    const tail = offsetsRead(stack, 'order.state');
     const now = await recordsOfReplica1(late);
     expect(tail).toBeGreaterThanOrEqual(now.of);
     expect(tail).toBeLessThan(now.offsets / 2);
@@ -97,7 +88,7 @@ describe('the state store', () => {
     await stack.stop('order', '1', 'SIGKILL');
     rmSync(stack.stateDir('order', '1'), { recursive: true, force: true });
     await stack.start('order', '1');
-    expect(offsetsRead(stack, 'order-1', 'order.state')).toBeGreaterThanOrEqual((await recordsOfReplica1()).all);
+    expect(offsetsRead(stack, 'order.state')).toBeGreaterThanOrEqual((await recordsOfReplica1()).all);
     expect((await stack.http('order', `/orders/${early[1]}`, undefined, '1')).body.status).toBe('CONFIRMED');
 
     // Corrupt: refused as a store, deleted, rebuilt.
@@ -106,7 +97,7 @@ describe('the state store', () => {
     await stack.start('order', '1');
     const log = readFileSync(join(stack.logDir, 'order-1.log'), 'utf8');
     expect(log).toMatch(/could not be opened: deleted, to be rebuilt from the changelog/);
-    expect(offsetsRead(stack, 'order-1', 'order.state')).toBeGreaterThanOrEqual((await recordsOfReplica1()).all);
+    expect(offsetsRead(stack, 'order.state')).toBeGreaterThanOrEqual((await recordsOfReplica1()).all);
     expect((await stack.http('order', `/orders/${late[0]}`, undefined, '1')).body.status).toBe('CONFIRMED');
     await stack.stop('order', '1');
   }, 240_000);
