@@ -137,9 +137,10 @@ test('renders with default and with other values; both pass server-side validati
     await cluster.kubectl(['apply', '--dry-run=server', '-n', 'shop', '-f', file]);
   }
   // A values typo is refused with the reason.
-  await expect(cluster.helm(['template', 'shop', CHART, '--set', 'image.tag=latest', ...AUTH_VALUES])).rejects.toThrow(
-    /image\/tag/,
-  );
+  for (const tag of ['image.tag=latest', 'images.order.tag=latest'])
+    await expect(cluster.helm(['template', 'shop', CHART, '--set', tag, ...AUTH_VALUES])).rejects.toThrow(
+      /tag': value must be 'a pinned version, not latest \(a tag that moves runs different code/,
+    );
   await expect(cluster.helm(['template', 'shop', CHART, '--set', 'saga.holdTimeMs=0', ...AUTH_VALUES])).rejects.toThrow(
     /saga\/holdTimeMs/,
   );
@@ -212,11 +213,57 @@ test('security values reach the components: API authentication, webhooks, Kafka 
 });
 
 test('helm install succeeds, kubectl get kafkatopics lists the topics, helm uninstall removes it all', async () => {
-  await cluster.helm(['install', 'saga', CHART, '-n', 'saga', '--create-namespace', ...AUTH_VALUES]);
+  await cluster.helm([
+    'install',
+    'saga',
+    CHART,
+    '-n',
+    'saga',
+    '--create-namespace',
+    '--set',
+    'metrics.labels.release=kps',
+    ...AUTH_VALUES,
+  ]);
   const topics = (await cluster.kubectl(['get', 'kafkatopics', '-n', 'saga', '-o', 'name'])).trim().split('\n');
   expect(topics).toHaveLength(allTopics().length);
   const installed = await releaseObjects();
   expect(installed.length).toBeGreaterThan(60);
+
+  // Selected as users select them: the application by its name, a part by its component...
+  expect(await releaseObjects('app.kubernetes.io/name=ordersaga')).toEqual(installed);
+  for (const component of COMPONENT_NAMES) {
+    const selected = await cluster.kubectl([
+      'get',
+      'deployments',
+      '-n',
+      'saga',
+      '-l',
+      `app.kubernetes.io/name=ordersaga,app.kubernetes.io/component=${component}`,
+      '-o',
+      'name',
+    ]);
+    expect(selected.trim()).toBe(`deployment.apps/ordersaga-${component}`);
+  }
+  // ...and the monitoring objects as kube-prometheus-stack's default selectors do (release: <its release>).
+  const discovered = await cluster.kubectl([
+    'get',
+    'servicemonitors,prometheusrules',
+    '-n',
+    'saga',
+    '-l',
+    'release=kps',
+    '-o',
+    'name',
+  ]);
+  expect(discovered.trim().split('\n').sort()).toEqual(
+    [
+      ...COMPONENT_NAMES.map((c) => `servicemonitor.monitoring.coreos.com/ordersaga-${c}`),
+      'prometheusrule.monitoring.coreos.com/ordersaga-alerts',
+    ].sort(),
+  );
+
+  // The CRD is upgraded as the chart's README says (Helm leaves crds/ alone after the install).
+  await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(CHART, 'crds')]);
 
   await cluster.helm(['uninstall', 'saga', '-n', 'saga', '--wait']);
   const left = await releaseObjects();
@@ -248,7 +295,8 @@ test('Grafana dashboards: a ConfigMap per dashboard file for the sidecar, none w
 });
 
 /** Everything of release "saga" in its namespace, by the instance label Helm's labels put on it. */
-async function releaseObjects(): Promise<string[]> {
+/** The objects of the release `saga` (and of the label selector given). */
+async function releaseObjects(selector?: string): Promise<string[]> {
   const kinds =
     'all,configmaps,serviceaccounts,kafkatopics,kafkausers,networkpolicies,poddisruptionbudgets,servicemonitors,prometheusrules,roles,rolebindings';
   const out = await cluster.kubectl([
@@ -257,7 +305,7 @@ async function releaseObjects(): Promise<string[]> {
     '-n',
     'saga',
     '-l',
-    'app.kubernetes.io/instance=saga',
+    ['app.kubernetes.io/instance=saga', selector].filter(Boolean).join(','),
     '-o',
     'name',
   ]);

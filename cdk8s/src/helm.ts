@@ -47,8 +47,11 @@ function setPath(target: any, path: readonly (string | number)[], value: unknown
   node[path.at(-1)!] = value;
 }
 
-/** YAML of a manifest with its holes filled by Helm expressions, and Helm's standard labels. */
-function template(manifest: Manifest, holes: Hole[]): string {
+/**
+ * YAML of a manifest with its holes filled by Helm expressions, and Helm's standard labels (and
+ * the labels of the values `extraLabels` names, a map).
+ */
+function template(manifest: Manifest, holes: Hole[], extraLabels?: string): string {
   const copy = structuredClone(manifest);
   copy.metadata.labels = { __HELM_LABELS__: '', ...copy.metadata.labels };
   holes.forEach((hole, i) => setPath(copy, hole.path, marker(i)));
@@ -60,7 +63,9 @@ function template(manifest: Manifest, holes: Hole[]): string {
     .replaceAll('\u0000close\u0000', '{{ "}}" }}');
   text = text.replace(
     /^( *)__HELM_LABELS__: ""\n/m,
-    (_m, indent: string) => `${indent}{{- include "ordersaga.labels" $ | nindent ${indent.length} }}\n`,
+    (_m, indent: string) =>
+      `${indent}{{- include "ordersaga.labels" $ | nindent ${indent.length} }}\n` +
+      (extraLabels ? `${indent}{{- with ${extraLabels} }}{{ toYaml . | nindent ${indent.length} }}{{- end }}\n` : ''),
   );
   holes.forEach((hole, i) => {
     if ('items' in hole) {
@@ -294,6 +299,15 @@ function holesOf(m: Manifest): Hole[] {
   }
 }
 
+/**
+ * The labels from the values an object gets besides the standard ones: those the Prometheus that
+ * should find the ServiceMonitors and the rules selects them by (kube-prometheus-stack's default
+ * selectors ask for `release: <its release>`).
+ */
+function valueLabelsOf(m: Manifest): string | undefined {
+  return m.kind === 'ServiceMonitor' || m.kind === 'PrometheusRule' ? '$.Values.metrics.labels' : undefined;
+}
+
 /** The condition a manifest is rendered under, if any. */
 function condition(m: Manifest): string | undefined {
   if (m.kind === 'ServiceMonitor') return '.Values.metrics.serviceMonitors';
@@ -338,7 +352,7 @@ export function chartFiles(): Map<string, string> {
     if (isDashboard(manifest))
       for (const [file, json] of Object.entries<string>(manifest.data)) dashboards.set(file, json);
     const file = fileOf(manifest);
-    const body = template(manifest, holesOf(manifest));
+    const body = template(manifest, holesOf(manifest), valueLabelsOf(manifest));
     const when = condition(manifest);
     files.set(file, [...(files.get(file) ?? []), when ? `{{- if ${when} }}\n${body}{{- end }}\n` : body]);
   }

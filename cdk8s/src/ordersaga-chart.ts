@@ -107,6 +107,12 @@ export const DEFAULTS: OrdersagaProps = {
 
 const STRIMZI = 'kafka.strimzi.io/v1';
 
+/**
+ * The labels of every object: the application (`app.kubernetes.io/name`, the same on all); a
+ * component's objects add `app.kubernetes.io/component`, and Helm its release's labels.
+ */
+const APP_LABELS = { 'app.kubernetes.io/name': 'ordersaga', 'app.kubernetes.io/part-of': 'ordersaga' };
+
 export const KAFKA_AUTHENTICATIONS = ['scram-sha-512', 'tls'] as const;
 export type KafkaAuthentication = (typeof KAFKA_AUTHENTICATIONS)[number];
 
@@ -147,7 +153,7 @@ export class OrdersagaChart extends Chart {
       new ApiObject(this, `topic-${topic.name}`, {
         apiVersion: STRIMZI,
         kind: 'KafkaTopic',
-        metadata: { name: topic.name, labels: { 'strimzi.io/cluster': props.kafkaCluster } },
+        metadata: { name: topic.name, labels: { ...APP_LABELS, 'strimzi.io/cluster': props.kafkaCluster } },
         spec: {
           partitions: topic.partitions,
           replicas: props.topicReplicas,
@@ -162,14 +168,14 @@ export class OrdersagaChart extends Chart {
       new ApiObject(this, 'alerts', {
         apiVersion: 'monitoring.coreos.com/v1',
         kind: 'PrometheusRule',
-        metadata: { name: 'ordersaga-alerts', labels: { 'app.kubernetes.io/part-of': 'ordersaga' } },
+        metadata: { name: 'ordersaga-alerts', labels: APP_LABELS },
         spec: ALERT_RULE_GROUPS,
       });
     }
     if (props.grafanaDashboards) this.grafanaDashboards();
     if (props.defaultDeny) {
       new kplus.k8s.KubeNetworkPolicy(this, 'default-deny', {
-        metadata: { name: 'ordersaga-default-deny', labels: { 'app.kubernetes.io/part-of': 'ordersaga' } },
+        metadata: { name: 'ordersaga-default-deny', labels: APP_LABELS },
         spec: {
           podSelector: { matchExpressions: [{ key: 'strimzi.io/kind', operator: 'DoesNotExist' }] },
           policyTypes: ['Ingress', 'Egress'],
@@ -187,7 +193,7 @@ export class OrdersagaChart extends Chart {
       new kplus.k8s.KubeConfigMap(this, `dashboard-${name}`, {
         metadata: {
           name: `ordersaga-dashboard-${name}`,
-          labels: { 'app.kubernetes.io/part-of': 'ordersaga', [SIDECAR_LABEL]: '1' },
+          labels: { ...APP_LABELS, [SIDECAR_LABEL]: '1' },
           annotations: { grafana_folder: GRAFANA_FOLDER },
         },
         data: { [`${name}.json`]: dashboardJson(model) },
@@ -198,11 +204,7 @@ export class OrdersagaChart extends Chart {
   private component(component: Component): void {
     const { props } = this;
     const name = appName(component.name);
-    const labels = {
-      'app.kubernetes.io/name': name,
-      'app.kubernetes.io/part-of': 'ordersaga',
-      'app.kubernetes.io/component': component.name,
-    };
+    const labels = { ...APP_LABELS, 'app.kubernetes.io/component': component.name };
     const metadata = { name, labels };
 
     this.kafkaUser(component, name);
@@ -433,8 +435,8 @@ export class OrdersagaChart extends Chart {
       metadata: {
         name,
         labels: {
+          ...APP_LABELS,
           'strimzi.io/cluster': this.props.kafkaCluster,
-          'app.kubernetes.io/part-of': 'ordersaga',
           'app.kubernetes.io/component': component.name,
         },
       },
@@ -477,13 +479,13 @@ export class OrdersagaChart extends Chart {
     new ApiObject(this, 'dev-kafka-pool', {
       apiVersion: STRIMZI,
       kind: 'KafkaNodePool',
-      metadata: { name: 'dual-role', labels: { 'strimzi.io/cluster': cluster } },
+      metadata: { name: 'dual-role', labels: { ...APP_LABELS, 'strimzi.io/cluster': cluster } },
       spec: { replicas: 1, roles: ['controller', 'broker'], storage: { type: 'ephemeral' } },
     });
     new ApiObject(this, 'dev-kafka', {
       apiVersion: STRIMZI,
       kind: 'Kafka',
-      metadata: { name: cluster },
+      metadata: { name: cluster, labels: APP_LABELS },
       spec: {
         kafka: {
           listeners: [
