@@ -7,6 +7,9 @@
 #   control-plane.sh stop     stop both (SIGTERM, then SIGKILL); also cleans up after a crashed run
 #   control-plane.sh stop-apiserver / start-apiserver
 #                             an API server outage: stop only kube-apiserver, start it again as it was
+#   control-plane.sh freeze-apiserver / thaw-apiserver
+#                             a hung API server: SIGSTOP kube-apiserver (connections open, nothing
+#                             answered), SIGCONT it
 #   control-plane.sh status   show pids, ports and /readyz; exit 0 only if running and ready
 #   control-plane.sh env      print shell exports for using it by hand: eval "$(control-plane.sh env)"
 #
@@ -38,7 +41,7 @@ COMPONENTS="kube-apiserver etcd"    # stop order
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 die() { printf '[control-plane] ERROR: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mkdir -p "$(dirname "$RUN_DIR")"
 RUN_DIR="$(cd "$(dirname "$RUN_DIR")" && pwd)/$(basename "$RUN_DIR")"
@@ -92,6 +95,7 @@ kill_pid() { # name pid: SIGTERM, wait, SIGKILL
   alive "$pid" || return 0
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
+  kill -CONT "$pid" 2>/dev/null || true # a frozen one (freeze-apiserver) gets its SIGTERM too
   for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
     alive "$pid" || return 0
     sleep 0.1
@@ -409,6 +413,12 @@ cmd_start_apiserver() {
     die "kube-apiserver did not start again (log: $RUN_DIR/kube-apiserver.log)"
 }
 
+cmd_signal_apiserver() { # SIGSTOP or SIGCONT
+  local pid
+  pid="$(pid_of kube-apiserver)" || die "kube-apiserver is not running in $RUN_DIR"
+  kill "-$1" "$pid"
+}
+
 cmd_status() {
   local c pid ready=1 port=""
   [ -f "$RUN_DIR/ports" ] && port="$(sed -n 's/^apiserver_port=//p' "$RUN_DIR/ports")"
@@ -430,6 +440,8 @@ case "${1:-}" in
   stop) stop_all ;;
   stop-apiserver) cmd_stop_apiserver ;;
   start-apiserver) cmd_start_apiserver ;;
+  freeze-apiserver) cmd_signal_apiserver STOP ;;
+  thaw-apiserver) cmd_signal_apiserver CONT ;;
   status) cmd_status ;;
   env)
     cmd_status >/dev/null || die "not running (run dir $RUN_DIR)"

@@ -1,9 +1,16 @@
 /**
- * Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does: the
- * holder renews it; another replica takes it only once it has not been renewed for its whole
- * duration. Updates carry the resourceVersion read, so two replicas can never both win.
+ * Leader election on a coordination.k8s.io/v1 Lease, by client-go's leaderelection rules:
+ *
+ * - A candidate never compares the holder's renewTime with its own clock (clocks differ): it
+ *   notes when it saw the Lease change (its resourceVersion), on its own monotonic clock, and
+ *   takes the Lease only once it has seen no change for the Lease's whole duration.
+ * - The leader acts only while its last successful renewal began less than `renewDeadlineMs`
+ *   ago (less than the duration): an API server that hangs, or answers errors, stops it before
+ *   a candidate may take over, even if its request never returns.
+ * - Every write carries the resourceVersion read, so two replicas never both win one turn.
  */
 import { Gauge } from 'prom-client';
+import type { V1Lease } from '@kubernetes/client-node';
 import { metrics as runtimeMetrics, type Logger } from '@ordersaga/runtime';
 import { statusCodeOf, type Kube } from './kube.js';
 
@@ -16,8 +23,14 @@ const isLeader = new Gauge({
 export interface LeaseOptions {
   readonly name: string;
   readonly identity: string;
+  /** How long a Lease seen unchanged is still its holder's (client-go's LeaseDuration). */
   readonly durationSeconds: number;
+  /** How long the leader goes on without a successful renewal (RenewDeadline): less than the duration. */
+  readonly renewDeadlineMs: number;
+  /** How often it tries to acquire or renew (RetryPeriod): less than the renew deadline. */
   readonly renewEveryMs: number;
+  /** The clock the Lease's times are written with (a test skews it); waits use a monotonic clock. */
+  readonly wallClock?: () => Date;
 }
 
 /**
@@ -26,64 +39,120 @@ export interface LeaseOptions {
  */
 const microTime = (date: Date) => date.toISOString().replace(/Z$/, '000Z') as unknown as Date;
 
+/** Milliseconds on a clock that only goes forward, whatever the wall clock does. */
+const monotonic = () => performance.now();
+
+/** Waits for the promise, or `ms`, whichever comes first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 export class LeaderElector {
   private leading = false;
+  private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when the renew deadline passes without a renewal. */
+  private deadline: NodeJS.Timeout | undefined;
+  /** When the last successful acquisition or renewal was sent (monotonic ms). */
+  private renewedAt = -Infinity;
+  /** The Lease as last seen (its resourceVersion) and when it was first seen so (monotonic ms). */
+  private observed: { version: string | undefined; at: number } | undefined;
+  /** +1 per attempt: an attempt that comes back after a later one began changes nothing. */
+  private attempts = 0;
+  private current: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly kube: Kube,
     private readonly options: LeaseOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const { durationSeconds, renewDeadlineMs, renewEveryMs } = options;
+    if (!(renewEveryMs < renewDeadlineMs && renewDeadlineMs < durationSeconds * 1000))
+      throw new Error(
+        `lease timing: the retry period (${renewEveryMs} ms) must be shorter than the renew deadline ` +
+          `(${renewDeadlineMs} ms), and that shorter than the lease duration (${durationSeconds} s)`,
+      );
+  }
 
+  /** Whether this replica may act as the leader now. */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && monotonic() - this.renewedAt < this.options.renewDeadlineMs;
   }
 
   start(): void {
     const loop = async () => {
-      await this.tryAcquireOrRenew();
-      this.timer = setTimeout(loop, this.options.renewEveryMs);
+      // A hung request is left behind once the renew deadline passes; the next attempt begins.
+      this.current = this.tryAcquireOrRenew();
+      await within(this.current, this.options.renewDeadlineMs);
+      if (!this.stopped) this.timer = setTimeout(loop, this.options.renewEveryMs);
     };
     void loop();
   }
 
   /** Stops renewing and, if leading, gives the lease up so another replica takes over at once. */
   async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    if (!this.leading) return;
-    this.setLeading(false);
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.deadline);
+    await within(this.current, this.options.renewDeadlineMs);
+    const wasLeading = this.isLeader;
+    this.leading = false;
+    isLeader.set(0);
+    if (!wasLeading) return;
     try {
       const lease = await this.kube.readLease(this.options.name);
       if (lease.spec?.holderIdentity === this.options.identity) {
-        const spec = { ...lease.spec, holderIdentity: undefined };
-        // Times read back are Dates again: keep them in the format the server accepts.
-        if (spec.renewTime) spec.renewTime = microTime(new Date(spec.renewTime));
-        if (spec.acquireTime) spec.acquireTime = microTime(new Date(spec.acquireTime));
+        const spec = { ...this.timesKept(lease), holderIdentity: undefined };
         await this.kube.replaceLease(this.options.name, { ...lease, spec });
       }
+      this.log.info({ lease: this.options.name }, 'leadership released');
     } catch (err) {
       this.log.warn({ err: String(err) }, 'could not release the lease');
     }
   }
 
-  private setLeading(leading: boolean): void {
+  private setLeading(leading: boolean, why?: string): void {
     if (leading !== this.leading)
-      this.log.info({ lease: this.options.name }, leading ? 'became leader' : 'lost leadership');
+      this.log.info({ lease: this.options.name, why }, leading ? 'became leader' : 'lost leadership');
     this.leading = leading;
     isLeader.set(leading ? 1 : 0);
   }
 
+  /** The Lease's spec with the times it was read with, in the format the server accepts. */
+  private timesKept(lease: V1Lease): NonNullable<V1Lease['spec']> {
+    const spec = { ...lease.spec };
+    if (spec.renewTime) spec.renewTime = microTime(new Date(spec.renewTime));
+    if (spec.acquireTime) spec.acquireTime = microTime(new Date(spec.acquireTime));
+    return spec;
+  }
+
+  private renewed(sentAt: number, lease: V1Lease): void {
+    if (this.stopped) return;
+    this.renewedAt = sentAt;
+    this.observed = { version: lease.metadata?.resourceVersion, at: monotonic() };
+    this.setLeading(true);
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => {
+      if (this.leading && !this.isLeader) this.setLeading(false, 'no renewal within the renew deadline');
+    }, this.options.renewDeadlineMs);
+    this.deadline.unref();
+  }
+
   private async tryAcquireOrRenew(): Promise<void> {
+    const attempt = ++this.attempts;
+    const latest = () => attempt === this.attempts && !this.stopped;
     const { name, identity, durationSeconds } = this.options;
-    const now = microTime(new Date());
+    const sentAt = monotonic();
+    const now = microTime(this.options.wallClock?.() ?? new Date());
     try {
-      let lease;
+      let lease: V1Lease;
       try {
         lease = await this.kube.readLease(name);
       } catch (err) {
         if (statusCodeOf(err) !== 404) throw err;
-        await this.kube.createLease({
+        const created = await this.kube.createLease({
           metadata: { name },
           spec: {
             holderIdentity: identity,
@@ -93,35 +162,38 @@ export class LeaderElector {
             leaseTransitions: 0,
           },
         });
-        this.setLeading(true);
+        if (latest()) this.renewed(sentAt, created);
         return;
       }
+      if (!latest()) return;
+      const version = lease.metadata?.resourceVersion;
+      if (!this.observed || this.observed.version !== version) this.observed = { version, at: monotonic() };
+      const seen = this.observed;
       const spec = lease.spec ?? {};
-      const held = spec.holderIdentity && spec.holderIdentity !== identity;
-      const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-      const lapsed = renewed + (spec.leaseDurationSeconds ?? durationSeconds) * 1000 < Date.now();
-      if (held && !lapsed) {
-        this.setLeading(false);
+      const holder = spec.holderIdentity;
+      const heldFor = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+      if (holder && holder !== identity && monotonic() < seen.at + heldFor) {
+        this.setLeading(false, `held by ${holder}`);
         return;
       }
-      const takingOver = spec.holderIdentity !== identity;
-      await this.kube.replaceLease(name, {
+      const takingOver = holder !== identity;
+      const written = await this.kube.replaceLease(name, {
         ...lease,
         spec: {
-          ...spec,
-          ...(spec.acquireTime ? { acquireTime: microTime(new Date(spec.acquireTime)) } : {}),
+          ...this.timesKept(lease),
           holderIdentity: identity,
           leaseDurationSeconds: durationSeconds,
           renewTime: now,
           ...(takingOver ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
         },
       });
-      this.setLeading(true);
+      if (latest()) this.renewed(sentAt, written);
     } catch (err) {
-      // A conflict means another replica wrote first; any other error, that we cannot prove we
-      // still hold it. Either way: stop writing until a renewal succeeds.
-      this.setLeading(false);
-      if (statusCodeOf(err) !== 409) this.log.warn({ err: String(err) }, 'lease renewal failed');
+      if (!latest()) return;
+      // Another replica wrote first: it leads. Any other failure: retried until the renew
+      // deadline, past which isLeader is false anyway.
+      if (statusCodeOf(err) === 409) this.setLeading(false, 'another replica wrote the lease first');
+      else this.log.warn({ err: String(err) }, 'lease renewal failed');
     }
   }
 }

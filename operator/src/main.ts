@@ -53,12 +53,15 @@ main(async () => {
   const stateLog = new Changelog(kafka, admin, stateTopic, sagas, namer.id('operator.state-reader'), log);
   const placed = new PlacedOrders(kafka, admin, namer);
   const publisher = new Publisher(kafka, namer);
+  // client-go's defaults: a 15 s lease, renewed every 2 s, given up 10 s after the last renewal.
+  const leaseSeconds = envInt('LEASE_DURATION_SECONDS', 15);
   const leader = new LeaderElector(
     kube,
     {
       name: envString('LEASE_NAME', 'ordersaga-operator'),
       identity: config.instanceId,
-      durationSeconds: envInt('LEASE_DURATION_SECONDS', 15),
+      durationSeconds: leaseSeconds,
+      renewDeadlineMs: envInt('LEASE_RENEW_DEADLINE_MS', Math.round((leaseSeconds * 1000 * 2) / 3)),
       renewEveryMs: envInt('LEASE_RENEW_MS', 2_000),
     },
     log,
