@@ -107,18 +107,21 @@ async function render(...args: string[]) {
       .map((d: any) => [d.metadata.labels['app.kubernetes.io/component'], d.spec.template.metadata.labels]),
   );
   const podOf = (c: ComponentName): Endpoint => ({ pod: podLabels[c]!, namespace: NS, ip: '10.244.0.10' });
+  const testPod = objects.find((o: any) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test');
+  const helmTest: Endpoint = { pod: testPod.metadata.labels, namespace: NS, ip: '10.244.0.30' };
   const may = (from: Endpoint, to: Endpoint, port: number, protocol: 'TCP' | 'UDP' = 'TCP') =>
     allowed(policies, { from, to, port, protocol }, NS);
-  return { policies, podOf, may };
+  return { policies, podOf, helmTest, may };
 }
 
 describe("the chart's NetworkPolicies (helm template, default values)", () => {
   let policies: NetworkPolicy[];
   let podOf: (c: ComponentName) => Endpoint;
+  let helmTest: Endpoint;
   let may: Awaited<ReturnType<typeof render>>['may'];
 
   beforeAll(async () => {
-    ({ policies, podOf, may } = await render());
+    ({ policies, podOf, helmTest, may } = await render());
   });
 
   const kafka: Endpoint = { pod: { 'strimzi.io/cluster': 'ordersaga', 'strimzi.io/kind': 'Kafka' }, namespace: NS };
@@ -132,9 +135,9 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
     namespace: 'monitoring',
     namespaceLabels: { 'kubernetes.io/metadata.name': 'monitoring' },
   };
-  test('every rule names its ports, each with a number; one policy per component and the default deny', () => {
+  test("every rule names its ports, each with a number; one policy per component, helm test's and the default deny", () => {
     expect(policies.map((p) => p.metadata.name).sort()).toEqual(
-      [...COMPONENT_NAMES.map((c) => `ordersaga-${c}`), 'ordersaga-default-deny'].sort(),
+      [...COMPONENT_NAMES.map((c) => `ordersaga-${c}`), 'ordersaga-helm-test', 'ordersaga-default-deny'].sort(),
     );
     for (const policy of policies.filter((p) => p.metadata.name !== 'ordersaga-default-deny') as any[])
       for (const rule of [...policy.spec.ingress, ...policy.spec.egress]) {
@@ -180,6 +183,19 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
     expect(may(notification, { ip: '93.184.215.14' }, 80)).toBe(false);
     for (const ip of ['10.1.2.3', '172.20.0.1', '192.168.1.1', '127.0.0.1', '169.254.169.254', '100.64.0.1'])
       expect({ ip, allowed: may(notification, { ip }, 443) }).toEqual({ ip, allowed: false });
+  });
+
+  test("helm test's Pod may ask each component on its port, and DNS; nothing else, and nothing reaches it", () => {
+    for (const c of COMPONENT_NAMES) {
+      const { port } = COMPONENTS[c];
+      expect({ c, allowed: may(helmTest, podOf(c), port) }).toEqual({ c, allowed: true });
+      expect({ c, otherPort: may(helmTest, podOf(c), port + 1) }).toEqual({ c, otherPort: false });
+    }
+    expect(may(helmTest, dns, 53, 'UDP')).toBe(true);
+    expect(may(helmTest, kafka, 9093)).toBe(false);
+    expect(may(helmTest, { ip: '93.184.215.14' }, 443)).toBe(false);
+    expect(may(helmTest, { ip: '10.0.0.20' }, 4318)).toBe(false);
+    for (const c of COMPONENT_NAMES) expect({ c, in: may(podOf(c), helmTest, 3000) }).toEqual({ c, in: false });
   });
 
   test('a component without a public API is reached only from the monitoring namespace', () => {

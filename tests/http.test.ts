@@ -1,9 +1,12 @@
 /**
- * The Order API's contract: validation, idempotency, 404s, OpenAPI; and that refused requests
- * publish nothing.
+ * The Order API's contract: validation, idempotency, 404s, OpenAPI; that refused requests
+ * publish nothing; and the script `helm test` runs against it.
  */
-import { ORDER_PHASES } from '@ordersaga/contracts';
-import { Stack } from './support/stack.js';
+import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { ORDER_PHASES, SERVICE_NAMES } from '@ordersaga/contracts';
+import { ROOT, Stack } from './support/stack.js';
 
 const stack = new Stack({
   env: { stock: { STOCK_CATALOG: JSON.stringify({ PEN: { quantity: 100, price: 200 } }) } },
@@ -165,4 +168,41 @@ test('Prometheus metrics: HTTP requests by route and status, sagas by outcome', 
   expect(metrics).toMatch(/ordersaga_saga_duration_seconds_count\{outcome="confirmed"\} [1-9]/);
   expect(metrics).toMatch(/ordersaga_saga_step_duration_seconds_count\{step="chargePayment"\} [1-9]/);
   expect(metrics).toMatch(/ordersaga_sagas_in_flight 0/);
+});
+
+describe("helm test's script (scripts/helm-test.mjs), run against these services", () => {
+  const script = join(ROOT, 'scripts', 'helm-test.mjs');
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(process.execPath, [script], { env: { PATH: process.env.PATH, ...env } }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+  const readyz = () => SERVICE_NAMES.map((s) => `${stack.url(s)}/readyz`).join(' ');
+
+  test('every component ready, an order placed and followed to its end: exit 0', async () => {
+    const { code, out } = await run({
+      ORDERSAGA_READYZ: readyz(),
+      ORDERSAGA_ORDER_URL: stack.url('order'),
+      ORDERSAGA_ORDER: JSON.stringify({ customerId: 'alice', items: [{ sku: 'PEN', quantity: 1 }] }),
+    });
+    expect(out).toMatch(/ended: order \S+ CONFIRMED/);
+    expect(out.match(/^ready: /gm)).toHaveLength(SERVICE_NAMES.length);
+    expect(code).toBe(0);
+  });
+
+  test('a component that does not answer, or an order refused: exit 1, saying which and why', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const away = await run({ ORDERSAGA_READYZ: `${readyz()} http://127.0.0.1:${closed}/readyz` });
+    expect(away.code).toBe(1);
+    expect(away.out).toContain(`helm test failed: GET http://127.0.0.1:${closed}/readyz: connect ECONNREFUSED`);
+    const refused = await run({ ORDERSAGA_ORDER_URL: stack.url('order'), ORDERSAGA_ORDER: '{"customerId":"alice"}' });
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(/POST \S+\/orders answered 400: .*items/);
+  });
 });

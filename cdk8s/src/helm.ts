@@ -13,7 +13,14 @@ import { COMPONENTS as REGISTRY, type ComponentSpec } from '@ordersaga/contracts
 import type { ComponentName } from './model.js';
 import { SIDECAR_LABEL } from './dashboards.js';
 import { sagaOrderCrd, SAGAORDER_CRD_FILE } from './crd.js';
-import { DEFAULTS, EXTRA_EGRESS_RULE, kafkaClientSettings, OrdersagaChart, sagaSettingsOf } from './ordersaga-chart.js';
+import {
+  DEFAULTS,
+  EXTRA_EGRESS_RULE,
+  HELM_TEST,
+  kafkaClientSettings,
+  OrdersagaChart,
+  sagaSettingsOf,
+} from './ordersaga-chart.js';
 
 type Manifest = {
   apiVersion: string;
@@ -132,12 +139,46 @@ const egressOf = (c: ComponentName): ComponentSpec['egress'] => (REGISTRY[c] as 
 
 const componentOf = (m: Manifest) => m.metadata.labels?.['app.kubernetes.io/component'] as ComponentName | undefined;
 
+/** The `helm test` Pod and what it comes with (its script, its NetworkPolicy). */
+const isHelmTest = (m: Manifest) => m.metadata.labels?.['app.kubernetes.io/component'] === HELM_TEST;
+
+/** The Pod of `helm test`: its image is the Order API's (Node.js), its order and token from the values. */
+function helmTestHoles(m: Manifest): Hole[] {
+  const env: Array<{ name: string }> = m.spec.containers[0].env;
+  const at = (name: string) => env.findIndex((e) => e.name === name);
+  const api = Object.entries(REGISTRY).find(([, spec]) => (spec as ComponentSpec).ingress === 'public')![0];
+  return [
+    {
+      path: ['spec', 'containers', 0, 'image'],
+      expression: `include "ordersaga.image" (dict "root" $ "component" "${api}") | quote`,
+    },
+    { path: ['spec', 'containers', 0, 'imagePullPolicy'], expression: '$.Values.image.pullPolicy' },
+    {
+      path: ['spec', 'containers', 0, 'env', at('ORDERSAGA_ORDER'), 'value'],
+      expression: 'toJson $.Values.tests.order | quote',
+    },
+    {
+      path: ['spec', 'containers', 0, 'env', at('ORDERSAGA_NO_ORDER'), 'value'],
+      expression:
+        'ternary "the APIs want a token (auth.enabled) and tests.tokenSecret names none" "" (and $.Values.auth.enabled (not $.Values.tests.tokenSecret)) | quote',
+    },
+    {
+      path: ['spec', 'containers', 0, 'env', env.length],
+      items: {
+        control: 'if and $.Values.auth.enabled $.Values.tests.tokenSecret',
+        item: '{name: ORDERSAGA_TOKEN, valueFrom: {secretKeyRef: {name: {{ $.Values.tests.tokenSecret | quote }}, key: token}}}',
+      },
+    },
+  ];
+}
+
 const isDashboard = (m: Manifest) => m.kind === 'ConfigMap' && m.metadata.labels?.[SIDECAR_LABEL] === '1';
 
 /** Where the chart keeps a dashboard's JSON, named as the key of its ConfigMap's data. */
 const DASHBOARDS_DIR = 'dashboards';
 
 function holesOf(m: Manifest): Hole[] {
+  if (isHelmTest(m)) return m.kind === 'Pod' ? helmTestHoles(m) : [];
   const c = componentOf(m);
   const values = `$.Values.components.${c}`;
   switch (m.kind) {
@@ -319,6 +360,7 @@ function condition(m: Manifest): string | undefined {
 }
 
 function fileOf(m: Manifest): string {
+  if (isHelmTest(m)) return `tests/${HELM_TEST}.yaml`;
   if (m.kind === 'KafkaTopic') return 'kafka-topics.yaml';
   if (m.kind === 'PrometheusRule') return 'alerts.yaml';
   if (isDashboard(m)) return 'grafana-dashboards.yaml';
@@ -344,6 +386,7 @@ export function chartFiles(): Map<string, string> {
     serviceMonitors: true,
     prometheusRules: true,
     grafanaDashboards: true,
+    helmTest: true,
   });
   const files = new Map<string, string[]>();
   const dashboards = new Map<string, string>();

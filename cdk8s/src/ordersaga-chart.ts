@@ -70,6 +70,11 @@ export interface OrdersagaProps extends ChartProps {
   readonly defaultDeny: boolean;
   /** The saga's clock (milliseconds): see SAGA_SETTINGS. */
   readonly saga: Record<(typeof SAGA_SETTINGS)[number]['value'], number>;
+  /**
+   * The `helm test` hook (the chart's, not the plain manifests'): a Pod that asks every
+   * component whether it is ready and places one order through the API (scripts/helm-test.mjs).
+   */
+  readonly helmTest: boolean;
 }
 
 /** The saga's clock: each setting (a value `saga.<value>`) and its variable (the registry says who reads which). */
@@ -103,7 +108,11 @@ export const DEFAULTS: OrdersagaProps = {
   tracing: { endpoint: '', protocol: 'http/protobuf', port: 4318, sampler: 'parentbased_always_on', samplerArg: '' },
   operator: { mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
   saga: { stepTimeoutMs: 15_000, compensationTimeoutMs: 15_000, startTimeoutMs: 10_000, holdTimeMs: 600_000 },
+  helmTest: false,
 };
+
+/** The order `helm test` places by default: one the Stock service's default catalogue has. */
+export const HELM_TEST_ORDER = { customerId: 'alice', items: [{ sku: 'KB-001', quantity: 1 }] };
 
 const STRIMZI = 'kafka.strimzi.io/v1';
 
@@ -112,6 +121,11 @@ const STRIMZI = 'kafka.strimzi.io/v1';
  * component's objects add `app.kubernetes.io/component`, and Helm its release's labels.
  */
 const APP_LABELS = { 'app.kubernetes.io/name': 'ordersaga', 'app.kubernetes.io/part-of': 'ordersaga' };
+
+/** The component label of the `helm test` Pod and of what it comes with. */
+export const HELM_TEST = 'helm-test';
+const HELM_TEST_LABELS = { ...APP_LABELS, 'app.kubernetes.io/component': HELM_TEST };
+const HELM_TEST_SCRIPT = join(ROOT, 'scripts', 'helm-test.mjs');
 
 export const KAFKA_AUTHENTICATIONS = ['scram-sha-512', 'tls'] as const;
 export type KafkaAuthentication = (typeof KAFKA_AUTHENTICATIONS)[number];
@@ -173,6 +187,7 @@ export class OrdersagaChart extends Chart {
       });
     }
     if (props.grafanaDashboards) this.grafanaDashboards();
+    if (props.helmTest) this.helmTest();
     if (props.defaultDeny) {
       new kplus.k8s.KubeNetworkPolicy(this, 'default-deny', {
         metadata: { name: 'ordersaga-default-deny', labels: APP_LABELS },
@@ -416,8 +431,93 @@ export class OrdersagaChart extends Chart {
           ...(servesPartitions && component.ingress !== 'public'
             ? [{ from: [replicas], ports: [tcp(component.port)] }]
             : []),
+          // `helm test` asks it whether it is ready.
+          ...(this.props.helmTest && component.ingress !== 'public'
+            ? [{ from: [{ podSelector: { matchLabels: HELM_TEST_LABELS } }], ports: [tcp(component.port)] }]
+            : []),
         ],
         egress: egress as never,
+      },
+    });
+  }
+
+  /**
+   * `helm test`: a Pod that asks each component's Service for /readyz, then places an order
+   * through the Order API and follows it to its end, with the script from a ConfigMap and a
+   * NetworkPolicy that lets it reach the components' ports and DNS, nothing else.
+   */
+  private helmTest(): void {
+    // All three are test hooks, created by `helm test` (the Pod last) and replaced by the next.
+    const hook = (weight: number) => ({
+      'helm.sh/hook': 'test',
+      'helm.sh/hook-weight': String(weight),
+      'helm.sh/hook-delete-policy': 'before-hook-creation',
+    });
+    const metadata = { name: `ordersaga-${HELM_TEST}`, labels: HELM_TEST_LABELS, annotations: hook(-1) };
+    const tcp = (port: number) => ({ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(port) });
+    new kplus.k8s.KubeConfigMap(this, 'helm-test-script', {
+      metadata,
+      data: { 'helm-test.mjs': readFileSync(HELM_TEST_SCRIPT, 'utf8') },
+    });
+    const api = COMPONENTS.find((c) => c.ingress === 'public')!;
+    new kplus.k8s.KubePod(this, 'helm-test-pod', {
+      metadata: { ...metadata, annotations: hook(0) },
+      spec: {
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 65532,
+          runAsGroup: 65532,
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
+        containers: [
+          {
+            name: HELM_TEST,
+            image: `${this.props.images.registry}/${appName(api.name)}:${this.props.images.tag}`,
+            imagePullPolicy: 'IfNotPresent',
+            command: ['node', '/helm-test/helm-test.mjs'],
+            env: [
+              {
+                name: 'ORDERSAGA_READYZ',
+                value: COMPONENTS.map((c) => `http://${appName(c.name)}:${c.port}/readyz`).join(' '),
+              },
+              { name: 'ORDERSAGA_ORDER_URL', value: `http://${appName(api.name)}:${api.port}` },
+              { name: 'ORDERSAGA_ORDER', value: JSON.stringify(HELM_TEST_ORDER) },
+              { name: 'ORDERSAGA_NO_ORDER', value: '' },
+            ],
+            volumeMounts: [{ name: 'script', mountPath: '/helm-test', readOnly: true }],
+            securityContext: {
+              readOnlyRootFilesystem: true,
+              allowPrivilegeEscalation: false,
+              privileged: false,
+              capabilities: { drop: ['ALL'] },
+            },
+            resources: {
+              requests: { cpu: kplus.k8s.Quantity.fromString('50m'), memory: kplus.k8s.Quantity.fromString('64Mi') },
+              limits: { cpu: kplus.k8s.Quantity.fromString('500m'), memory: kplus.k8s.Quantity.fromString('128Mi') },
+            },
+          },
+        ],
+        volumes: [{ name: 'script', configMap: { name: metadata.name } }],
+      },
+    });
+    new kplus.k8s.KubeNetworkPolicy(this, 'helm-test-netpol', {
+      metadata,
+      spec: {
+        podSelector: { matchLabels: HELM_TEST_LABELS },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [],
+        egress: [
+          {
+            to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+            ports: [{ protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
+          },
+          ...COMPONENTS.map((c) => ({
+            to: [{ podSelector: { matchLabels: { ...APP_LABELS, 'app.kubernetes.io/component': c.name } } }],
+            ports: [tcp(c.port)],
+          })),
+        ] as never,
       },
     });
   }

@@ -164,17 +164,36 @@ export class TestCluster {
 
   /** Runs helm against this cluster, its caches in the run dir (never in ~/.config or ~/.cache). */
   async helm(args: string[]): Promise<string> {
-    const { stdout } = await run(this.helmPath, args, {
-      env: {
-        PATH: process.env.PATH,
-        HOME: this.runDir,
-        KUBECONFIG: this.kubeconfig,
-        HELM_CACHE_HOME: join(this.runDir, 'helm', 'cache'),
-        HELM_CONFIG_HOME: join(this.runDir, 'helm', 'config'),
-        HELM_DATA_HOME: join(this.runDir, 'helm', 'data'),
+    const { stdout } = await run(this.helmPath, args, { env: this.toolEnv, maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
+  }
+
+  /** What helm (and a shell) sees: this cluster, and a home and caches in the run dir. */
+  private get toolEnv(): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      HOME: this.runDir,
+      KUBECONFIG: this.kubeconfig,
+      HELM_CACHE_HOME: join(this.runDir, 'helm', 'cache'),
+      HELM_CONFIG_HOME: join(this.runDir, 'helm', 'config'),
+      HELM_DATA_HOME: join(this.runDir, 'helm', 'data'),
+    };
+  }
+
+  /**
+   * Runs a bash script (set -euo pipefail) in the repository's root as a user would, with this
+   * cluster's kubectl and helm on PATH; what it leaves running in the background is stopped.
+   */
+  async shell(script: string): Promise<string> {
+    const { stdout } = await run(
+      'bash',
+      ['-c', `set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n${script}`],
+      {
+        cwd: ROOT,
+        env: { ...this.toolEnv, PATH: [dirname(this.kubectlPath), dirname(this.helmPath), process.env.PATH].join(':') },
+        maxBuffer: 16 * 1024 * 1024,
       },
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    );
     return stdout;
   }
 

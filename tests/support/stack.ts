@@ -13,7 +13,7 @@ import { Kafka, logLevel, Partitioners, type IHeaders, type Producer } from 'kaf
 import { COMPONENTS, SERVICE_NAMES, type ComponentName } from '@ordersaga/contracts';
 import { headersToStrings, ReadPosition, type TopicName } from '@ordersaga/runtime';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The services, in start order (the component registry's). */
 export const SERVICES = SERVICE_NAMES;
