@@ -65,6 +65,9 @@ test("README, On Kubernetes: the chart installed into the Kafka cluster's namesp
     'helm test',
   ]);
   expect(output).toMatch(/STATUS: deployed/);
+  // skaffold, offline: its configuration, and the chart rendered with its images.
+  expect(output).toMatch(/^apiVersion: skaffold\/v\S+$/m);
+  expect(output).toMatch(/image: ordersaga-order:\S+/);
   expect(output).toMatch(/sagaorder\.ordersaga\.dev\/my-first-order created/);
   expect(output).toMatch(/Name:\s+my-first-order\nNamespace:\s+kafka/);
   const order = await cluster.json(['get', 'sagaorder', 'my-first-order', '-n', 'kafka']);

@@ -4,7 +4,8 @@
 #   - skaffold fix: the file is at the newest schema version this skaffold reads;
 #   - skaffold diagnose --yaml-only, with no profile and with -p kind / -p minikube: the file parses
 #     (unknown fields are errors) and validates, and the profiles apply;
-#   - skaffold render --digest-source=tag --offline, per profile: helm template of charts/ordersaga
+#   - skaffold render --digest-source=tag --offline=true, per profile (the README's offline commands,
+#     which readme.test.ts runs as written): helm template of charts/ordersaga
 #     with the values skaffold sets. The result is checked against skaffold.yaml: each artifact's
 #     image is the image of one Deployment (tag from skaffold, no stray "@"); its PORT build arg is
 #     that container's port; its WORKSPACE a workspace of package.json with a src/main.ts; the local

@@ -46,7 +46,7 @@ function originDir(): string[] {
 const SCRIPTS = join(HERE, '..', 'scripts');
 
 /** Paths of the tools, as versions.env gives them. */
-export async function tool(name: 'KUBECTL_BIN' | 'HELM_BIN'): Promise<string> {
+export async function tool(name: 'KUBECTL_BIN' | 'HELM_BIN' | 'SKAFFOLD_BIN'): Promise<string> {
   const { stdout } = await run('bash', ['-c', `source "${SCRIPTS}/versions.env" && printf %s "$${name}"`]);
   return stdout;
 }
@@ -182,15 +182,17 @@ export class TestCluster {
 
   /**
    * Runs a bash script (set -euo pipefail) in the repository's root as a user would, with this
-   * cluster's kubectl and helm on PATH; what it leaves running in the background is stopped.
+   * cluster's kubectl and helm, and skaffold, on PATH (skaffold's update check off: there is no
+   * internet here); what it leaves running in the background is stopped.
    */
   async shell(script: string): Promise<string> {
+    const tools = [this.kubectlPath, this.helmPath, await tool('SKAFFOLD_BIN')].map((t) => dirname(t));
     const { stdout } = await run(
       'bash',
       ['-c', `set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n${script}`],
       {
         cwd: ROOT,
-        env: { ...this.toolEnv, PATH: [dirname(this.kubectlPath), dirname(this.helmPath), process.env.PATH].join(':') },
+        env: { ...this.toolEnv, PATH: [...tools, process.env.PATH].join(':'), SKAFFOLD_UPDATE_CHECK: 'false' },
         maxBuffer: 16 * 1024 * 1024,
       },
     );
