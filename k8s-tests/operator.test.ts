@@ -334,3 +334,19 @@ test('finished SagaOrders disappear after their TTL; in-flight ones stay', async
   expect(rows.find((r) => r.ORDER === body.orderId)?.PHASE).toBe('Charging');
   await stack.start('billing');
 });
+
+test('a controller SIGTERM is quiet: the Lease released once, the watch stopped, no WARN or ERROR', async () => {
+  await eventually('operator-0 to lead', async () => {
+    const lease = await cluster.json(['get', 'lease', 'ordersaga-operator', '-n', NAMESPACE]);
+    return lease.spec.holderIdentity === 'operator-0' ? true : undefined;
+  });
+  const before = stack.logLines('operator', '0').length;
+  expect(await stack.stop('operator', '0', 'SIGTERM')).toBe(0);
+  const stopping = stack.logLines('operator', '0').slice(before);
+  expect(stopping.filter((l) => Number(l.level) >= 40)).toEqual([]);
+  expect(stopping.filter((l) => l.msg === 'leadership released')).toHaveLength(1);
+  expect(stopping.filter((l) => l.msg === 'became leader')).toEqual([]);
+  const lease = await cluster.json(['get', 'lease', 'ordersaga-operator', '-n', NAMESPACE]);
+  expect(lease.spec.holderIdentity).toBeUndefined();
+  await stack.start('operator', '0', operatorEnv());
+});

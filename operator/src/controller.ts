@@ -101,6 +101,8 @@ export class Controller {
     informer.on('delete', (order) => this.byOrderId.delete(orderIdOf(order)));
     informer.on('connect', () => (this.synced = true));
     informer.on('error', (err) => {
+      // Stopping aborts the watch: that is no failure.
+      if (this.stopped) return;
       this.options.log.warn({ err: String(err) }, 'watch of SagaOrders failed; restarting it');
       setTimeout(() => !this.stopped && void informer.start().catch(() => undefined), 2_000);
     });
