@@ -8,7 +8,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '@ordersaga/runtime';
 import { Kube, RateLimiter } from '../operator/src/kube.js';
-import { LeaderElector, type LeaseOptions } from '../operator/src/leader.js';
+import { LeaderElector, microTime, type LeaseOptions } from '../operator/src/leader.js';
 import { eventually, sleep } from '../tests/support/stack.js';
 import { TestCluster } from './support/cluster.js';
 
@@ -52,7 +52,7 @@ async function leadersOver(electors: Record<string, LeaderElector>, ms: number):
 
 /** A Lease whose holder died just now: written once, never renewed. */
 async function leaseOfTheDead(name: string): Promise<number> {
-  const now = new Date().toISOString().replace(/Z$/, '000Z') as unknown as Date;
+  const now = microTime(new Date());
   await kube.createLease({
     metadata: { name },
     spec: { holderIdentity: 'gone', leaseDurationSeconds: TIMING.durationSeconds, renewTime: now, acquireTime: now },

@@ -22,6 +22,7 @@ import {
   type TopicSpec,
 } from '@ordersaga/contracts';
 import { chartFiles } from './helm.js';
+import { PUBLIC_API } from './model.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHART = 'charts/ordersaga';
@@ -104,8 +105,7 @@ function skaffoldYaml(text: string): string {
     `          images.${c}.repository: "{{.IMAGE_REPO_${skaffoldVar(c)}}}"`,
     `          images.${c}.tag: "{{.IMAGE_TAG_${skaffoldVar(c)}}}@{{.IMAGE_DIGEST_${skaffoldVar(c)}}}"`,
   ]);
-  const publicComponent = COMPONENT_NAMES.find((c) => COMPONENTS[c].ingress === 'public')!;
-  const { port } = COMPONENTS[publicComponent];
+  const { name: publicComponent, port } = PUBLIC_API;
   const portForward = ['portForward:', '  - resourceType: service', `    resourceName: ${imageOf(publicComponent)}`];
   portForward.push('    namespace: ordersaga', `    port: ${port}`, `    localPort: ${port}`, '');
   let out = between(text, 'skaffold.yaml', 'artifacts', `  artifacts:\n${artifacts.join('\n')}\n`);

@@ -10,7 +10,7 @@
 import { App } from 'cdk8s';
 import { stringify } from 'yaml';
 import { COMPONENTS as REGISTRY, type ComponentSpec } from '@ordersaga/contracts';
-import type { ComponentName } from './model.js';
+import { PUBLIC_API, type ComponentName } from './model.js';
 import { SIDECAR_LABEL } from './dashboards.js';
 import { sagaOrderCrd, SAGAORDER_CRD_FILE } from './crd.js';
 import {
@@ -146,11 +146,10 @@ const isHelmTest = (m: Manifest) => m.metadata.labels?.['app.kubernetes.io/compo
 function helmTestHoles(m: Manifest): Hole[] {
   const env: Array<{ name: string }> = m.spec.containers[0].env;
   const at = (name: string) => env.findIndex((e) => e.name === name);
-  const api = Object.entries(REGISTRY).find(([, spec]) => (spec as ComponentSpec).ingress === 'public')![0];
   return [
     {
       path: ['spec', 'containers', 0, 'image'],
-      expression: `include "ordersaga.image" (dict "root" $ "component" "${api}") | quote`,
+      expression: `include "ordersaga.image" (dict "root" $ "component" "${PUBLIC_API.name}") | quote`,
     },
     { path: ['spec', 'containers', 0, 'imagePullPolicy'], expression: '$.Values.image.pullPolicy' },
     {

@@ -72,4 +72,7 @@ export const COMPONENTS: readonly Component[] = COMPONENT_NAMES.map((name) => {
   return { name, ...spec, kafka: accessOf(name) };
 });
 
+/** The component whose HTTP API is public: the Order API (orders are placed there). */
+export const PUBLIC_API: Component = COMPONENTS.find((c) => c.ingress === 'public')!;
+
 export { allTopics };

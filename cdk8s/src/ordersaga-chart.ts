@@ -16,7 +16,7 @@ import { ALERT_RULE_GROUPS } from './alerts.js';
 import { sagaOrderCrd } from './crd.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
 import { COMPONENTS as REGISTRY, NON_PUBLIC_IPV4, type ComponentSpec } from '@ordersaga/contracts';
-import { allTopics, COMPONENTS, type Component, type ComponentName } from './model.js';
+import { allTopics, COMPONENTS, PUBLIC_API, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const OPERATOR_RBAC_FILE = join(ROOT, 'operator', 'rbac.yaml');
@@ -151,6 +151,15 @@ export const EXTRA_EGRESS_RULE = 3;
 
 /** The port of the first bootstrap server: the one Kafka port the NetworkPolicies open. */
 export const kafkaPortOf = (bootstrap: string) => Number(bootstrap.split(',')[0]!.split(':').at(-1));
+
+/** A NetworkPolicy port: IntOrString, since cdk8s-plus drops a plain number from a typed NetworkPolicyPort. */
+const tcp = (port: number) => ({ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(port) });
+
+/** Egress to the cluster's DNS, on 53 (UDP and TCP). */
+const DNS_EGRESS = {
+  to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+  ports: [{ protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
+};
 
 const GRAFANA_FOLDER = 'ordersaga';
 const appName = (c: ComponentName) => `ordersaga-${c}`;
@@ -374,23 +383,18 @@ export class OrdersagaChart extends Chart {
    * from anywhere for the public API, else from the monitoring namespace (Prometheus) only. A
    * service's replicas reach each other's port too: each answers the reads of the partitions it
    * keeps (owners.ts).
-   * Ports are IntOrString: cdk8s-plus drops a plain number from a typed NetworkPolicyPort.
    */
   private networkPolicy(
     component: Component,
     metadata: { name: string; labels: Record<string, string> },
     labels: Record<string, string>,
   ) {
-    const tcp = (port: number) => ({ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(port) });
     const egress: object[] = [
       {
         to: [{ podSelector: { matchLabels: { 'strimzi.io/cluster': this.props.kafkaCluster } } }],
         ports: [tcp(kafkaPortOf(this.props.kafkaBootstrap))],
       },
-      {
-        to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
-        ports: [{ protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
-      },
+      DNS_EGRESS,
     ];
     // Traces, to the OpenTelemetry Collector: where networkPolicy.collector says (any address when empty).
     egress.push({ to: [], ports: [tcp(this.props.tracing.port)] });
@@ -454,12 +458,11 @@ export class OrdersagaChart extends Chart {
       'helm.sh/hook-delete-policy': 'before-hook-creation',
     });
     const metadata = { name: `ordersaga-${HELM_TEST}`, labels: HELM_TEST_LABELS, annotations: hook(-1) };
-    const tcp = (port: number) => ({ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(port) });
     new kplus.k8s.KubeConfigMap(this, 'helm-test-script', {
       metadata,
       data: { 'helm-test.mjs': readFileSync(HELM_TEST_SCRIPT, 'utf8') },
     });
-    const api = COMPONENTS.find((c) => c.ingress === 'public')!;
+    const api = PUBLIC_API;
     new kplus.k8s.KubePod(this, 'helm-test-pod', {
       metadata: { ...metadata, annotations: hook(0) },
       spec: {
@@ -509,10 +512,7 @@ export class OrdersagaChart extends Chart {
         policyTypes: ['Ingress', 'Egress'],
         ingress: [],
         egress: [
-          {
-            to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
-            ports: [{ protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
-          },
+          DNS_EGRESS,
           ...COMPONENTS.map((c) => ({
             to: [{ podSelector: { matchLabels: { ...APP_LABELS, 'app.kubernetes.io/component': c.name } } }],
             ports: [tcp(c.port)],

@@ -126,7 +126,7 @@ export class TestCluster {
   /** Runs kubectl (as the admin, or with another kubeconfig) and returns its output. */
   async kubectl(args: string[], options: { kubeconfig?: string; input?: string } = {}): Promise<string> {
     const child = execFile(this.kubectlPath, args, {
-      env: { PATH: process.env.PATH, HOME: this.runDir, KUBECONFIG: options.kubeconfig ?? this.kubeconfig },
+      env: { ...this.toolEnv, KUBECONFIG: options.kubeconfig ?? this.kubeconfig },
       maxBuffer: 16 * 1024 * 1024,
     });
     if (options.input !== undefined) child.stdin!.end(options.input);
@@ -168,7 +168,7 @@ export class TestCluster {
     return stdout;
   }
 
-  /** What helm (and a shell) sees: this cluster, and a home and caches in the run dir. */
+  /** What kubectl, helm and a shell see: this cluster, and a home and caches in the run dir. */
   private get toolEnv(): NodeJS.ProcessEnv {
     return {
       PATH: process.env.PATH,

@@ -37,7 +37,7 @@ export interface LeaseOptions {
  * A Lease's times are MicroTime (six fraction digits); client-node would send a Date with three,
  * which the API server refuses. The string goes through its serializer unchanged.
  */
-const microTime = (date: Date) => date.toISOString().replace(/Z$/, '000Z') as unknown as Date;
+export const microTime = (date: Date) => date.toISOString().replace(/Z$/, '000Z') as unknown as Date;
 
 /** Milliseconds on a clock that only goes forward, whatever the wall clock does. */
 const monotonic = () => performance.now();

@@ -30,11 +30,11 @@ export interface StoredRow<V> {
   readonly value: V;
 }
 
-/**
- * The key of a state topic's `Consumed` records, one per partition (compaction keeps the last).
- * Rows' keys never start with '@' (the processor refuses a handler's that does).
- */
-export const CONSUMED_KEY = '@consumed';
+/** Keys the runtime keeps for itself on a state topic: no row's (the processor refuses a handler's). */
+export const isRuntimeKey = (key: string) => key.startsWith('@');
+
+/** The key of a state topic's `Consumed` records, one per partition (compaction keeps the last). */
+const CONSUMED_KEY = '@consumed';
 /** The header that marks a `Consumed` record (the key alone could be taken for a row's). */
 const CONSUMED_HEADER = 'ordersaga-consumed';
 

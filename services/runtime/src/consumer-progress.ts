@@ -13,8 +13,8 @@ import type { Consumed } from './row-store.js';
  * are brought up to, outside the transactions.
  */
 export class ConsumerProgress {
-  /** Next offset to process, per physical topic and partition. */
-  private readonly next = new Map<string, number>();
+  /** Next offset to process, per partition and physical topic. */
+  private readonly next = new Map<number, Map<string, number>>();
   private assignment = 0;
 
   constructor(
@@ -49,17 +49,16 @@ export class ConsumerProgress {
 
   /** The positions of these partitions, as offsets to commit for the group. */
   positions(partitions: ReadonlySet<number>): TopicPartitionOffset[] {
-    return [...this.next].flatMap(([key, next]) => {
-      const at = key.indexOf('@');
-      const partition = Number(key.slice(0, at));
-      return partitions.has(partition) ? [{ topic: key.slice(at + 1), partition, offset: String(next) }] : [];
-    });
+    return [...partitions].flatMap((partition) =>
+      [...(this.next.get(partition) ?? [])].map(([topic, next]) => ({ topic, partition, offset: String(next) })),
+    );
   }
 
   /** Everything before `nextOffset` of the partition is processed and committed. */
   processed(topic: string, partition: number, nextOffset: number): void {
-    const key = `${partition}@${topic}`;
-    if (nextOffset > (this.next.get(key) ?? -1)) this.next.set(key, nextOffset);
+    let topics = this.next.get(partition);
+    if (!topics) this.next.set(partition, (topics = new Map()));
+    if (nextOffset > (topics.get(topic) ?? -1)) topics.set(topic, nextOffset);
   }
 
   /** Of `partitions`, those in which every message committed to `topic` so far is processed. */
@@ -69,7 +68,7 @@ export class ConsumerProgress {
     for (const { partition, offset, low } of ends) {
       if (!partitions.has(partition)) continue;
       const end = Number(offset);
-      if (end <= Number(low) || (this.next.get(`${partition}@${topic}`) ?? -1) >= end) done.add(partition);
+      if (end <= Number(low) || (this.next.get(partition)?.get(topic) ?? -1) >= end) done.add(partition);
     }
     return done;
   }

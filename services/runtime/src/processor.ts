@@ -47,7 +47,7 @@ import { coPartitionedAssigner } from './co-partitioned-assigner.js';
 import { Owners } from './owners.js';
 import { DEFAULT_BACKOFF, retry, sleep, type BackoffPolicy } from './retry.js';
 import { StagedTransaction, type StagingTarget } from './staged-transaction.js';
-import { Changelog, type ReadProgress } from './changelog.js';
+import { Changelog, isRuntimeKey, type ReadProgress } from './changelog.js';
 import type { StateTable } from './state-table.js';
 import type { SagaTopic, ServiceContract } from './contract.js';
 import { PartitionFenced, Transactions } from './transactions.js';
@@ -122,9 +122,6 @@ const PARTITIONS_IN_FLIGHT = 16;
  * (Not kafkajs' autoCommit: with eachBatch it commits after every batch, whatever the interval.)
  */
 const GROUP_OFFSETS_EVERY_MS = 5_000;
-
-/** A row key the runtime keeps for itself (the state topic's `Consumed` records). */
-const isReservedKey = (key: string) => key.startsWith('@');
 
 export class Processor<V> {
   private readonly consumer: Consumer;
@@ -624,9 +621,8 @@ export class Processor<V> {
           try {
             const handlerContext = { now, traceId: context.traceId, traceparent, lookupsCaughtUp };
             const decision = this.options.handle(envelope, this.options.table, handlerContext);
-            const reserved = [...(decision?.put ?? []).map(([key]) => key), ...(decision?.delete ?? [])].find(
-              isReservedKey,
-            );
+            const reserved =
+              decision?.put?.find(([key]) => isRuntimeKey(key))?.[0] ?? decision?.delete?.find(isRuntimeKey);
             if (reserved !== undefined)
               throw new Error(`row key ${reserved}: keys starting with '@' are the runtime's`);
             return decision;
