@@ -79,15 +79,18 @@ test('renders with default and with other values; both pass server-side validati
       'saga.stepTimeoutMs=20000,saga.compensationTimeoutMs=5000,saga.startTimeoutMs=3000,saga.holdTimeMs=86400000',
     ]),
   );
-  const order = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'ordersaga-order')!;
+  const order = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'shop-ordersaga-order')!;
   expect(order.spec.replicas).toBe(3);
   expect(order.spec.template.spec.containers[0].image).toBe('registry.example/shop/ordersaga-order:1.2.3');
-  const stock = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'ordersaga-stock')!;
+  const stock = custom.find((o) => o.kind === 'Deployment' && o.metadata.name === 'shop-ordersaga-stock')!;
   expect(stock.spec.template.spec.containers[0].image).toMatch(/^localhost\/stock:abc@sha256:/);
-  expect(custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'order.placed')!.spec.partitions).toBe(12);
-  expect(custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'order.placed.dlt')!.spec.partitions).toBe(
-    1,
-  );
+  expect(
+    custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'shop-ordersaga.order.placed')!.spec.partitions,
+  ).toBe(12);
+  expect(
+    custom.find((o) => o.kind === 'KafkaTopic' && o.metadata.name === 'shop-ordersaga.order.placed.dlt')!.spec
+      .partitions,
+  ).toBe(1);
   expect(custom.filter((o) => o.kind === 'ServiceMonitor')).toHaveLength(0);
   expect(custom.find((o) => o.kind === 'Kafka')!.metadata.name).toBe('dev');
   expect(
@@ -96,7 +99,8 @@ test('renders with default and with other values; both pass server-side validati
       .every((o) => o.metadata.labels!['strimzi.io/cluster'] === 'dev'),
   ).toBe(true);
   expect(
-    (custom.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'ordersaga-operator') as any).data.MIRROR_MODE,
+    (custom.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-ordersaga-operator') as any).data
+      .MIRROR_MODE,
   ).toBe('failed');
   // Traces: every component exports to the collector, and may reach its port.
   for (const config of custom.filter((o) => o.kind === 'ConfigMap' && ofComponent(o)))
@@ -106,7 +110,7 @@ test('renders with default and with other values; both pass server-side validati
     });
   // The saga's clock reaches the components that keep it, and only them.
   const configOf = (objects: typeof custom, component: string) =>
-    (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `ordersaga-${component}`) as any).data;
+    (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `shop-ordersaga-${component}`) as any).data;
   expect(configOf(custom, 'order')).toMatchObject({
     SAGA_STEP_TIMEOUT_MS: '20000',
     SAGA_COMPENSATION_TIMEOUT_MS: '5000',
@@ -147,10 +151,10 @@ test('renders with default and with other values; both pass server-side validati
 
 test('security values reach the components: API authentication, webhooks, Kafka TLS and its authentication', async () => {
   const configOf = (objects: Manifest[], component: string) =>
-    (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `ordersaga-${component}`) as any).data;
+    (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `shop-ordersaga-${component}`) as any).data;
   const envOf = (objects: Manifest[], component: string) =>
-    (objects.find((o) => o.kind === 'Deployment' && o.metadata.name === `ordersaga-${component}`) as any).spec.template
-      .spec.containers[0].env as Array<{ name: string; valueFrom?: unknown }>;
+    (objects.find((o) => o.kind === 'Deployment' && o.metadata.name === `shop-ordersaga-${component}`) as any).spec
+      .template.spec.containers[0].env as Array<{ name: string; valueFrom?: unknown }>;
 
   // On by default, and refused without keys, saying what to do.
   await expect(cluster.helm(['template', 'shop', CHART])).rejects.toThrow(
@@ -175,7 +179,7 @@ test('security values reach the components: API authentication, webhooks, Kafka 
       RATE_LIMIT_MAX: '120',
       KAFKA_TLS: 'true',
       KAFKA_TLS_CA_FILE: '/etc/ordersaga/kafka-ca/ca.crt',
-      KAFKA_SASL_USERNAME: `ordersaga-${service}`,
+      KAFKA_SASL_USERNAME: `shop-ordersaga-${service}`,
     });
     expect(envOf(secured, service)).toContainEqual({
       name: 'AUTH_JWKS',
@@ -241,7 +245,7 @@ test('helm install succeeds, kubectl get kafkatopics lists the topics, helm unin
       '-o',
       'name',
     ]);
-    expect(selected.trim()).toBe(`deployment.apps/ordersaga-${component}`);
+    expect(selected.trim()).toBe(`deployment.apps/saga-ordersaga-${component}`);
   }
   // ...and the monitoring objects as kube-prometheus-stack's default selectors do (release: <its release>).
   const discovered = await cluster.kubectl([
@@ -256,15 +260,15 @@ test('helm install succeeds, kubectl get kafkatopics lists the topics, helm unin
   ]);
   expect(discovered.trim().split('\n').sort()).toEqual(
     [
-      ...COMPONENT_NAMES.map((c) => `servicemonitor.monitoring.coreos.com/ordersaga-${c}`),
-      'prometheusrule.monitoring.coreos.com/ordersaga-alerts',
+      ...COMPONENT_NAMES.map((c) => `servicemonitor.monitoring.coreos.com/saga-ordersaga-${c}`),
+      'prometheusrule.monitoring.coreos.com/saga-ordersaga-alerts',
     ].sort(),
   );
 
   // `helm test` creates its Pod, which the API server takes (no kubelet runs it here: helm gives
   // up waiting). What it asks for are the release's Services, on their ports.
   await expect(cluster.helm(['test', 'saga', '-n', 'saga', '--timeout', '3s'])).rejects.toThrow();
-  const pod = await cluster.json(['get', 'pod', 'ordersaga-helm-test', '-n', 'saga']);
+  const pod = await cluster.json(['get', 'pod', 'saga-ordersaga-helm-test', '-n', 'saga']);
   const env = Object.fromEntries(
     (pod.spec.containers[0].env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]),
   );
@@ -278,7 +282,7 @@ test('helm install succeeds, kubectl get kafkatopics lists the topics, helm unin
   expect(JSON.parse(env.ORDERSAGA_ORDER!)).toEqual({ customerId: 'alice', items: [{ sku: 'KB-001', quantity: 1 }] });
   // Authentication on and no token given: readiness only, and it says why.
   expect(env.ORDERSAGA_NO_ORDER).toMatch(/tests\.tokenSecret names none/);
-  const script = await cluster.json(['get', 'configmap', 'ordersaga-helm-test', '-n', 'saga']);
+  const script = await cluster.json(['get', 'configmap', 'saga-ordersaga-helm-test', '-n', 'saga']);
   expect(script.data['helm-test.mjs']).toBe(readFileSync(join(ROOT, 'scripts', 'helm-test.mjs'), 'utf8'));
   // Test hooks are not the release's: they stay (the Pod for its logs) until the next `helm test`.
   await cluster.kubectl([
@@ -366,8 +370,17 @@ test('the chart and the cdk8s model agree: the templates are what the model gene
   const model = parse(readFileSync(join(outdir, 'ordersaga.k8s.yaml'), 'utf8')).filter(
     (o) => o.kind !== 'CustomResourceDefinition',
   );
+  // A release named as the model's install (DEFAULTS.release), so that every name is the same.
   const chart = parse(
-    await cluster.helm(['template', 'shop', CHART, '--skip-tests', '--set', 'kafka.dev.enabled=true', ...AUTH_VALUES]),
+    await cluster.helm([
+      'template',
+      'ordersaga',
+      CHART,
+      '--skip-tests',
+      '--set',
+      'kafka.dev.enabled=true',
+      ...AUTH_VALUES,
+    ]),
   );
   expect(ids(chart)).toEqual(ids(model));
   const acls = (objects: Manifest[]) =>

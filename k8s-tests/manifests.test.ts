@@ -18,8 +18,12 @@ import {
 } from '@ordersaga/contracts';
 import { deadLetterTopicOf } from '@ordersaga/runtime';
 import { ROOT, TestCluster } from './support/cluster.js';
+import { allows } from './support/kafka-acls.js';
+import { DEFAULTS } from '../cdk8s/src/ordersaga-chart.js';
 
 const NAMESPACE = 'ordersaga';
+/** The plain manifests are one install's, named as a release `ordersaga` of the chart would be. */
+const { fullname, topicPrefix } = DEFAULTS.release;
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any };
 
@@ -54,15 +58,15 @@ test('every object passes server-side validation (default and dev-Kafka synths)'
   await cluster.kubectl(['apply', '--dry-run=server', '-n', NAMESPACE, '-f', dev.file]);
 });
 
-test('kubectl get kafkatopics lists exactly the saga topics', async () => {
+test("kubectl get kafkatopics lists exactly the saga topics, with the install's prefix", async () => {
   await cluster.kubectl(['apply', '-n', NAMESPACE, '-f', manifests.file]);
   const names = (await cluster.kubectl(['get', 'kafkatopics', '-n', NAMESPACE, '-o', 'name'])).trim().split('\n');
   expect(names.map((n) => n.replace(/^kafkatopic\.kafka\.strimzi\.io\//, '')).sort()).toEqual(
     allTopics()
-      .map((t) => t.name)
+      .map((t) => `${topicPrefix}${t.name}`)
       .sort(),
   );
-  const state = await cluster.json(['get', 'kafkatopic', 'order.state', '-n', NAMESPACE]);
+  const state = await cluster.json(['get', 'kafkatopic', `${topicPrefix}order.state`, '-n', NAMESPACE]);
   expect(state.spec).toMatchObject({ partitions: 6, config: { 'cleanup.policy': 'compact' } });
 });
 
@@ -103,9 +107,9 @@ test("each component's KafkaUser can touch only its own topics and consumer grou
     ]);
   };
   const users = byKind('KafkaUser');
-  expect(users.map((u) => u.metadata.name).sort()).toEqual(COMPONENT_NAMES.map((c) => `ordersaga-${c}`).sort());
+  expect(users.map((u) => u.metadata.name).sort()).toEqual(COMPONENT_NAMES.map((c) => `${fullname}-${c}`).sort());
   for (const user of users) {
-    const component = user.metadata.name.replace('ordersaga-', '');
+    const component = user.metadata.name.slice(`${fullname}-`.length);
     const acls = user.spec.authorization.acls as Array<{
       resource: { type: string; name: string; patternType: string };
       operations: string[];
@@ -117,24 +121,28 @@ test("each component's KafkaUser can touch only its own topics and consumer grou
     const spec = COMPONENTS[component as (typeof COMPONENT_NAMES)[number]];
     // A controller's topics are declared in the registry; a service's follow from the topic list.
     const want = 'kafka' in spec ? new Set([...spec.kafka.reads, ...spec.kafka.writes]) : expected(component);
-    expect({ component, topics: [...topics].sort() }).toEqual({ component, topics: [...want].sort() });
+    expect({ component, topics: [...topics].sort() }).toEqual({
+      component,
+      topics: [...want].map((t) => `${topicPrefix}${t}`).sort(),
+    });
     // Which consumer groups the user may use, asked of its ACLs as Kafka's authorizer would: the
     // groups the runtime names for this component, and none of another's.
-    const mayUseGroup = (group: string) =>
-      acls.some(
-        (a) =>
-          a.resource.type === 'group' &&
-          a.operations.includes('Read') &&
-          (a.resource.patternType === 'literal' ? group === a.resource.name : group.startsWith(a.resource.name)),
-      );
+    const mayUseGroup = (group: string) => allows(acls, 'group', group, 'Read');
     const groupsOf = (c: string) =>
-      COMPONENTS[c as (typeof COMPONENT_NAMES)[number]].kind === 'service'
+      (COMPONENTS[c as (typeof COMPONENT_NAMES)[number]].kind === 'service'
         ? [c, `${c}.state-reader.${crypto.randomUUID()}`, `${c}.lookup.state-reader.${crypto.randomUUID()}`]
-        : [`${c}.state-reader.${crypto.randomUUID()}`, `${c}.placed-reader.${crypto.randomUUID()}`];
+        : [`${c}.state-reader.${crypto.randomUUID()}`, `${c}.placed-reader.${crypto.randomUUID()}`]
+      ).map((group) => `${topicPrefix}${group}`);
     for (const group of groupsOf(component))
       expect({ component, group, may: mayUseGroup(group) }).toEqual({ component, group, may: true });
     for (const other of COMPONENT_NAMES.filter((c) => c !== component))
-      for (const group of [...groupsOf(other), `${component}${other}`, `${component}-x`])
+      for (const group of [
+        ...groupsOf(other),
+        `${topicPrefix}${component}${other}`,
+        `${topicPrefix}${component}-x`,
+        // The same group without the install's prefix: another install's, or none.
+        ...groupsOf(component).map((g) => g.slice(topicPrefix.length)),
+      ])
         expect({ component, group, may: mayUseGroup(group) }).toEqual({ component, group, may: false });
   }
 });

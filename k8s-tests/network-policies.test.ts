@@ -91,10 +91,14 @@ test('label selectors, on the examples of the Kubernetes documentation', () => {
 
 /** The chart's NetworkPolicies and pods' labels, as helm renders them with these extra arguments. */
 async function render(...args: string[]) {
+  return renderRelease('shop', ...args);
+}
+
+async function renderRelease(release: string, ...args: string[]) {
   const helm = await tool('HELM_BIN');
   const { stdout } = await promisify(execFile)(
     helm,
-    ['template', 'shop', join(ROOT, 'charts', 'ordersaga'), '-n', NS, ...AUTH_VALUES, ...args],
+    ['template', release, join(ROOT, 'charts', 'ordersaga'), '-n', NS, ...AUTH_VALUES, ...args],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   const objects = parseAllDocuments(stdout)
@@ -137,9 +141,13 @@ describe("the chart's NetworkPolicies (helm template, default values)", () => {
   };
   test("every rule names its ports, each with a number; one policy per component, helm test's and the default deny", () => {
     expect(policies.map((p) => p.metadata.name).sort()).toEqual(
-      [...COMPONENT_NAMES.map((c) => `ordersaga-${c}`), 'ordersaga-helm-test', 'ordersaga-default-deny'].sort(),
+      [
+        ...COMPONENT_NAMES.map((c) => `shop-ordersaga-${c}`),
+        'shop-ordersaga-helm-test',
+        'shop-ordersaga-default-deny',
+      ].sort(),
     );
-    for (const policy of policies.filter((p) => p.metadata.name !== 'ordersaga-default-deny') as any[])
+    for (const policy of policies.filter((p) => p.metadata.name !== 'shop-ordersaga-default-deny') as any[])
       for (const rule of [...policy.spec.ingress, ...policy.spec.egress]) {
         expect(rule.ports?.length).toBeGreaterThan(0);
         for (const port of rule.ports) expect(typeof port.port).toBe('number');
@@ -227,10 +235,31 @@ describe('the default deny', () => {
 
   test('networkPolicy.defaultDeny=false leaves the other pods open, the components as they were', async () => {
     const { may, podOf, policies } = await render('--set', 'networkPolicy.defaultDeny=false');
-    expect(policies.map((p) => p.metadata.name)).not.toContain('ordersaga-default-deny');
+    expect(policies.map((p) => p.metadata.name)).not.toContain('shop-ordersaga-default-deny');
     expect(may({ pod: { app: 'legacy' }, namespace: NS }, { ip: '93.184.215.14' }, 443)).toBe(true);
     expect(may(podOf('order'), { ip: '93.184.215.14' }, 443)).toBe(false);
   });
+});
+
+test("two releases in one namespace: no pod of one reaches a pod of the other's, helm test included", async () => {
+  const [east, west] = await Promise.all([renderRelease('east'), renderRelease('west')]);
+  // Both releases' policies are in the namespace, and govern every pod there.
+  const policies = [...east.policies, ...west.policies];
+  const may = (from: Endpoint, to: Endpoint, port: number) =>
+    allowed(policies, { from, to, port, protocol: 'TCP' }, NS);
+  const port = (c: ComponentName) => COMPONENTS[c].port;
+  for (const from of COMPONENT_NAMES)
+    for (const to of COMPONENT_NAMES) {
+      expect({ from, to, may: may(east.podOf(from), west.podOf(to), port(to)) }).toEqual({ from, to, may: false });
+      expect({ from, to, may: may(west.podOf(from), east.podOf(to), port(to)) }).toEqual({ from, to, may: false });
+    }
+  // Each release's helm test reaches its own components, and not the other's.
+  for (const c of COMPONENT_NAMES) {
+    expect({ c, own: may(east.helmTest, east.podOf(c), port(c)) }).toEqual({ c, own: true });
+    expect({ c, other: may(east.helmTest, west.podOf(c), port(c)) }).toEqual({ c, other: false });
+  }
+  // And a service's replicas still reach each other (each answers reads of the partitions it keeps).
+  expect(may(east.podOf('stock'), east.podOf('stock'), port('stock'))).toBe(true);
 });
 
 describe('egress narrowed by values', () => {

@@ -32,10 +32,7 @@ beforeAll(async () => {
   await cluster.kubectl(['wait', '--for=condition=Established', 'crd/sagaorders.ordersaga.dev', '--timeout=60s']);
   await cluster.kubectl(['create', 'namespace', NAMESPACE]);
   await cluster.kubectl(['apply', '-n', NAMESPACE, '-f', join(ROOT, 'operator', 'rbac.yaml')]);
-  const token = (
-    await cluster.kubectl(['create', 'token', 'ordersaga-operator', '-n', NAMESPACE, '--duration=2h'])
-  ).trim();
-  operatorKubeconfig = await serviceAccountKubeconfig(token);
+  operatorKubeconfig = await cluster.serviceAccountKubeconfig('ordersaga-operator', NAMESPACE);
 
   stack = new Stack({
     env: {
@@ -52,17 +49,6 @@ afterAll(async () => {
   await stack?.stopAll();
   await cluster?.stop();
 });
-
-/** The admin kubeconfig with its user swapped for the ServiceAccount's token. */
-async function serviceAccountKubeconfig(token: string): Promise<string> {
-  const config = JSON.parse(await cluster.kubectl(['config', 'view', '--raw', '-o', 'json']));
-  config.users = [{ name: 'ordersaga-operator', user: { token } }];
-  for (const context of config.contexts) context.context.user = 'ordersaga-operator';
-  const path = join(cluster.runDir, 'operator.kubeconfig');
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(path, JSON.stringify(config));
-  return path;
-}
 
 /** `kubectl get sagaorders` as rows of its printed columns. */
 async function table(): Promise<Array<Record<string, string>>> {

@@ -4,7 +4,9 @@
  * The commands that need Docker, a kubelet or the internet are named below and left out: a
  * command added to a README is run, or has to be named here.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, TestCluster } from './support/cluster.js';
 
@@ -25,16 +27,17 @@ beforeAll(async () => {
 
 afterAll(() => cluster?.stop());
 
-/** The ```sh blocks of a markdown text (of its `## heading` section when one is named). */
-function shellBlocks(file: string, heading?: string): string[] {
-  let text = readFileSync(join(ROOT, file), 'utf8');
-  if (heading) {
-    const start = text.indexOf(`\n## ${heading}\n`);
-    if (start < 0) throw new Error(`${file} has no section ${heading}`);
+/** The ```sh blocks of a markdown text: of its `## heading` section when one is named, or of all but `except`. */
+function shellBlocks(file: string, { heading, except }: { heading?: string; except?: string } = {}): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const section = (name: string) => {
+    const start = text.indexOf(`\n## ${name}\n`);
+    if (start < 0) throw new Error(`${file} has no section ${name}`);
     const end = text.indexOf('\n## ', start + 1);
-    text = text.slice(start, end < 0 ? undefined : end);
-  }
-  return [...text.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+    return text.slice(start, end < 0 ? undefined : end);
+  };
+  const chosen = heading ? section(heading) : except ? text.replace(section(except), '') : text;
+  return [...chosen.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 }
 
 /** A block's commands: continued lines joined, comments dropped. */
@@ -57,7 +60,7 @@ async function runAsWritten(blocks: string[]): Promise<{ output: string; left: s
 test("README, On Kubernetes: the chart installed into the Kafka cluster's namespace, a SagaOrder applied and described", async () => {
   // "A cluster that runs Strimzi and a Kafka cluster": its namespace is there.
   await cluster.kubectl(['create', 'namespace', 'kafka']);
-  const { output, left } = await runAsWritten(shellBlocks('README.md', 'On Kubernetes'));
+  const { output, left } = await runAsWritten(shellBlocks('README.md', { heading: 'On Kubernetes' }));
   expect(left.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual([
     'kind create',
     'helm install',
@@ -74,13 +77,69 @@ test("README, On Kubernetes: the chart installed into the Kafka cluster's namesp
   expect(order.spec).toEqual({ customerId: 'alice', items: [{ sku: 'KB-001', quantity: 2 }] });
 });
 
-test('the chart README: installed into its own namespace, the CRD upgraded as it says', async () => {
-  const { output, left } = await runAsWritten(shellBlocks(join('charts', 'ordersaga', 'README.md')));
+/** The chart as it was at its version 0.1 (the last commit before names derived from the release). */
+const CHART_0_1 = '680f10370cf91cb2287ac6116aafc18e465aed66';
+
+test('the chart README: a 0.1 release upgraded as it says, keeping its topics and users', async () => {
+  const old = mkdtempSync(join(tmpdir(), 'ordersaga-chart-0.1-'));
+  execFileSync('bash', ['-c', `git -C "${ROOT}" archive ${CHART_0_1} charts/ordersaga | tar -x -C "${old}"`]);
+  await cluster.helm([
+    'install',
+    'ordersaga',
+    join(old, 'charts', 'ordersaga'),
+    '-n',
+    'ordersaga',
+    '--create-namespace',
+    '--set',
+    'auth.enabled=false',
+  ]);
+  const uids = async () =>
+    Object.fromEntries(
+      (await cluster.json(['get', 'kafkatopics,kafkausers', '-n', 'ordersaga'])).items.map((o: any) => [
+        `${o.kind}/${o.metadata.name}`,
+        o.metadata.uid,
+      ]),
+    );
+  const before = await uids();
+  expect(Object.keys(before)).toContain('KafkaTopic/order.placed');
+
+  const { output, left } = await runAsWritten(
+    shellBlocks(join('charts', 'ordersaga', 'README.md'), { heading: 'Upgrading from chart 0.1' }),
+  );
+  expect(left).toEqual([]);
+  expect(output).toMatch(/has been upgraded/);
+  // The same KafkaTopics and KafkaUsers (so the same topics and credentials), new Deployments.
+  expect(await uids()).toEqual(before);
+  const order = await cluster.json(['get', 'deployment', 'ordersaga-order', '-n', 'ordersaga']);
+  expect(order.spec.selector.matchLabels).toMatchObject({ 'app.kubernetes.io/instance': 'ordersaga' });
+  const config = await cluster.json(['get', 'configmap', 'ordersaga-order', '-n', 'ordersaga']);
+  expect(config.data.ORDERSAGA_NAMESPACE).toBe('');
+  await cluster.helm(['uninstall', 'ordersaga', '-n', 'ordersaga', '--wait']);
+});
+
+test('the chart README: installed into its own namespace, a second release beside it, the CRD upgraded as it says', async () => {
+  const { output, left } = await runAsWritten(
+    shellBlocks(join('charts', 'ordersaga', 'README.md'), { except: 'Upgrading from chart 0.1' }),
+  );
   expect(left).toEqual([]);
   expect(output).toMatch(/NAMESPACE: ordersaga\nSTATUS: deployed/);
   expect(output).toMatch(
     /customresourcedefinition\.apiextensions\.k8s\.io\/sagaorders\.ordersaga\.dev serverside-applied/,
   );
-  const deployments = await cluster.kubectl(['get', 'deployments', '-n', 'ordersaga', '-o', 'name']);
-  expect(deployments.trim().split('\n')).toHaveLength(5);
+  for (const release of ['ordersaga', 'outlet']) {
+    const deployments = await cluster.kubectl([
+      'get',
+      'deployments',
+      '-n',
+      'ordersaga',
+      '-l',
+      `app.kubernetes.io/instance=${release}`,
+      '-o',
+      'name',
+    ]);
+    expect(deployments.trim().split('\n')).toHaveLength(5);
+  }
+  expect(output).toMatch(/kafkatopic\.kafka\.strimzi\.io\/outlet-ordersaga\.order\.placed/);
+  const order = await cluster.json(['get', 'sagaorder', 'outlet-order', '-n', 'ordersaga']);
+  expect(order.metadata.labels['app.kubernetes.io/instance']).toBe('outlet');
 });

@@ -22,6 +22,7 @@ import {
   type TopicSpec,
 } from '@ordersaga/contracts';
 import { chartFiles } from './helm.js';
+import { DEFAULTS } from './ordersaga-chart.js';
 import { PUBLIC_API } from './model.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -106,7 +107,9 @@ function skaffoldYaml(text: string): string {
     `          images.${c}.tag: "{{.IMAGE_TAG_${skaffoldVar(c)}}}@{{.IMAGE_DIGEST_${skaffoldVar(c)}}}"`,
   ]);
   const { name: publicComponent, port } = PUBLIC_API;
-  const portForward = ['portForward:', '  - resourceType: service', `    resourceName: ${imageOf(publicComponent)}`];
+  // The release skaffold installs (deploy.helm.releases) is named as the model's install: its Services too.
+  const service = `${DEFAULTS.release.fullname}-${publicComponent}`;
+  const portForward = ['portForward:', '  - resourceType: service', `    resourceName: ${service}`];
   portForward.push('    namespace: ordersaga', `    port: ${port}`, `    localPort: ${port}`, '');
   let out = between(text, 'skaffold.yaml', 'artifacts', `  artifacts:\n${artifacts.join('\n')}\n`);
   out = between(out, 'skaffold.yaml', 'image-values', `${values.join('\n')}\n`);

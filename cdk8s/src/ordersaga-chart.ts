@@ -8,20 +8,27 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiObject, Chart, Duration, Include, Size, type ChartProps } from 'cdk8s';
+import { ApiObject, Chart, Duration, Include, JsonPatch, Size, type ChartProps } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { parseAllDocuments } from 'yaml';
 import { ALERT_RULE_GROUPS } from './alerts.js';
 import { sagaOrderCrd } from './crd.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
-import { COMPONENTS as REGISTRY, NON_PUBLIC_IPV4, type ComponentSpec } from '@ordersaga/contracts';
+import { COMPONENTS as REGISTRY, NON_PUBLIC_IPV4, RELEASE_LABEL, type ComponentSpec } from '@ordersaga/contracts';
 import { allTopics, COMPONENTS, PUBLIC_API, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const OPERATOR_RBAC_FILE = join(ROOT, 'operator', 'rbac.yaml');
 
 export interface OrdersagaProps extends ChartProps {
+  /**
+   * What the install is called: every object's name starts with `fullname` (`<fullname>-order`),
+   * its pods carry `app.kubernetes.io/instance: <name>`, and its topics, consumer groups and
+   * transactional ids start with `topicPrefix` (the runtime's ORDERSAGA_NAMESPACE), so that two
+   * installs share a namespace and a Kafka cluster without touching each other's.
+   */
+  readonly release: { readonly name: string; readonly fullname: string; readonly topicPrefix: string };
   /** Image registry and tag of every component (repository `ordersaga-<component>`). */
   readonly images: { readonly registry: string; readonly tag: string };
   readonly replicas?: Partial<Record<ComponentName, number>>;
@@ -58,6 +65,11 @@ export interface OrdersagaProps extends ChartProps {
     readonly samplerArg: string;
   };
   readonly operator: {
+    /**
+     * Whether the install's controller places SagaOrders that name no install (no instance label),
+     * claiming each first; the others place only those labelled with their release.
+     */
+    readonly adoptUnlabelled: boolean;
     readonly mirrorMode: 'all' | 'failed' | 'sampled';
     readonly ttlSeconds: number;
     readonly apiQps: number;
@@ -92,6 +104,7 @@ export const sagaSettingsOf = (component: ComponentName) => {
 };
 
 export const DEFAULTS: OrdersagaProps = {
+  release: { name: 'ordersaga', fullname: 'ordersaga', topicPrefix: 'ordersaga.' },
   images: { registry: 'ghcr.io/ordersaga', tag: '0.1.0' },
   kafkaCluster: 'ordersaga',
   kafkaBootstrap: 'ordersaga-kafka-bootstrap:9093',
@@ -106,7 +119,7 @@ export const DEFAULTS: OrdersagaProps = {
   prometheusRules: true,
   grafanaDashboards: true,
   tracing: { endpoint: '', protocol: 'http/protobuf', port: 4318, sampler: 'parentbased_always_on', samplerArg: '' },
-  operator: { mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
+  operator: { adoptUnlabelled: true, mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
   saga: { stepTimeoutMs: 15_000, compensationTimeoutMs: 15_000, startTimeoutMs: 10_000, holdTimeMs: 600_000 },
   helmTest: false,
 };
@@ -124,8 +137,9 @@ const APP_LABELS = { 'app.kubernetes.io/name': 'ordersaga', 'app.kubernetes.io/p
 
 /** The component label of the `helm test` Pod and of what it comes with. */
 export const HELM_TEST = 'helm-test';
-const HELM_TEST_LABELS = { ...APP_LABELS, 'app.kubernetes.io/component': HELM_TEST };
 const HELM_TEST_SCRIPT = join(ROOT, 'scripts', 'helm-test.mjs');
+/** The names operator/rbac.yaml gives its ServiceAccount, Role, RoleBinding and Lease: the chart's are the release's. */
+const RBAC_FILE_NAME = 'ordersaga-operator';
 
 export const KAFKA_AUTHENTICATIONS = ['scram-sha-512', 'tls'] as const;
 export type KafkaAuthentication = (typeof KAFKA_AUTHENTICATIONS)[number];
@@ -162,7 +176,6 @@ const DNS_EGRESS = {
 };
 
 const GRAFANA_FOLDER = 'ordersaga';
-const appName = (c: ComponentName) => `ordersaga-${c}`;
 
 export class OrdersagaChart extends Chart {
   constructor(
@@ -176,7 +189,12 @@ export class OrdersagaChart extends Chart {
       new ApiObject(this, `topic-${topic.name}`, {
         apiVersion: STRIMZI,
         kind: 'KafkaTopic',
-        metadata: { name: topic.name, labels: { ...APP_LABELS, 'strimzi.io/cluster': props.kafkaCluster } },
+        // Named as the topic (Strimzi's default), so that a release installed before topics had
+        // a prefix keeps its KafkaTopics, and so its topics, with kafka.topicPrefix="".
+        metadata: {
+          name: this.topicOf(topic.name),
+          labels: { ...this.labelsOf(), 'strimzi.io/cluster': props.kafkaCluster },
+        },
         spec: {
           partitions: topic.partitions,
           replicas: props.topicReplicas,
@@ -185,13 +203,13 @@ export class OrdersagaChart extends Chart {
       });
     }
     new ApiObject(this, 'sagaorder-crd', sagaOrderCrd());
-    new Include(this, 'operator-rbac', { url: OPERATOR_RBAC_FILE });
+    this.operatorRbac();
     for (const component of COMPONENTS) this.component(component);
     if (props.prometheusRules) {
       new ApiObject(this, 'alerts', {
         apiVersion: 'monitoring.coreos.com/v1',
         kind: 'PrometheusRule',
-        metadata: { name: 'ordersaga-alerts', labels: APP_LABELS },
+        metadata: { name: this.nameOf('alerts'), labels: this.labelsOf() },
         spec: ALERT_RULE_GROUPS,
       });
     }
@@ -199,12 +217,54 @@ export class OrdersagaChart extends Chart {
     if (props.helmTest) this.helmTest();
     if (props.defaultDeny) {
       new kplus.k8s.KubeNetworkPolicy(this, 'default-deny', {
-        metadata: { name: 'ordersaga-default-deny', labels: APP_LABELS },
+        metadata: { name: this.nameOf('default-deny'), labels: this.labelsOf() },
         spec: {
           podSelector: { matchExpressions: [{ key: 'strimzi.io/kind', operator: 'DoesNotExist' }] },
           policyTypes: ['Ingress', 'Egress'],
         },
       });
+    }
+  }
+
+  /** The name of one of the install's objects. */
+  private nameOf(what: string): string {
+    return `${this.props.release.fullname}-${what}`;
+  }
+
+  /** A component's image (repository `ordersaga-<component>`: the images are not the install's). */
+  private imageOf(component: ComponentName): string {
+    return `${this.props.images.registry}/ordersaga-${component}:${this.props.images.tag}`;
+  }
+
+  /** The install's name of a topic (or of a consumer group, or a transactional id prefix). */
+  private topicOf(name: string): string {
+    return `${this.props.release.topicPrefix}${name}`;
+  }
+
+  /** The labels of the install's objects, and of a component's when one is named. */
+  private labelsOf(component?: string): Record<string, string> {
+    return {
+      ...APP_LABELS,
+      // With the component's, what selects a component's pods of one install.
+      [RELEASE_LABEL]: this.props.release.name,
+      ...(component ? { 'app.kubernetes.io/component': component } : {}),
+    };
+  }
+
+  /** operator/rbac.yaml, each of its names the release's: its own Lease, its own ServiceAccount. */
+  private operatorRbac(): void {
+    const rbac = new Include(this, 'operator-rbac', { url: OPERATOR_RBAC_FILE });
+    for (const object of rbac.apiObjects) {
+      const json = object.toJson();
+      const paths: string[] = [];
+      const find = (node: unknown, path: string) => {
+        if (node === RBAC_FILE_NAME) paths.push(path);
+        else if (node && typeof node === 'object')
+          for (const [key, value] of Object.entries(node)) find(value, `${path}/${key}`);
+      };
+      find(json, '');
+      for (const path of paths) object.addJsonPatch(JsonPatch.replace(path, this.nameOf('operator')));
+      object.addJsonPatch(JsonPatch.add('/metadata/labels', { ...json.metadata.labels, ...this.labelsOf('operator') }));
     }
   }
 
@@ -216,8 +276,8 @@ export class OrdersagaChart extends Chart {
     for (const { name, model } of DASHBOARDS) {
       new kplus.k8s.KubeConfigMap(this, `dashboard-${name}`, {
         metadata: {
-          name: `ordersaga-dashboard-${name}`,
-          labels: { ...APP_LABELS, [SIDECAR_LABEL]: '1' },
+          name: this.nameOf(`dashboard-${name}`),
+          labels: { ...this.labelsOf(), [SIDECAR_LABEL]: '1' },
           annotations: { grafana_folder: GRAFANA_FOLDER },
         },
         data: { [`${name}.json`]: dashboardJson(model) },
@@ -227,8 +287,8 @@ export class OrdersagaChart extends Chart {
 
   private component(component: Component): void {
     const { props } = this;
-    const name = appName(component.name);
-    const labels = { ...APP_LABELS, 'app.kubernetes.io/component': component.name };
+    const name = this.nameOf(component.name);
+    const labels = this.labelsOf(component.name);
     const metadata = { name, labels };
 
     this.kafkaUser(component, name);
@@ -239,6 +299,7 @@ export class OrdersagaChart extends Chart {
         KAFKA_BROKERS: props.kafkaBootstrap,
         ...kafkaClientSettings(name, props.kafkaTls, props.kafkaAuthentication),
         CREATE_TOPICS: 'false',
+        ORDERSAGA_NAMESPACE: props.release.topicPrefix,
         TOPIC_PARTITIONS: String(props.topicPartitions),
         HOST: '0.0.0.0',
         PORT: String(component.port),
@@ -250,6 +311,9 @@ export class OrdersagaChart extends Chart {
         ...Object.fromEntries(sagaSettingsOf(component.name).map((s) => [s.env, String(props.saga[s.value])])),
         ...(component.kind === 'controller'
           ? {
+              LEASE_NAME: this.nameOf('operator'),
+              SAGAORDER_INSTANCE: props.release.name,
+              SAGAORDER_ADOPT: String(props.operator.adoptUnlabelled),
               MIRROR_MODE: props.operator.mirrorMode,
               SAGAORDER_TTL_SECONDS: String(props.operator.ttlSeconds),
               API_QPS: String(props.operator.apiQps),
@@ -262,7 +326,7 @@ export class OrdersagaChart extends Chart {
     // The controller's ServiceAccount comes with its RBAC, from operator/rbac.yaml.
     const serviceAccount =
       component.kind === 'controller'
-        ? kplus.ServiceAccount.fromServiceAccountName(this, `${name}-sa`, 'ordersaga-operator')
+        ? kplus.ServiceAccount.fromServiceAccountName(this, `${name}-sa`, this.nameOf('operator'))
         : new kplus.ServiceAccount(this, `${name}-sa`, { metadata, automountToken: false });
 
     const kafkaUserSecret = kplus.Secret.fromSecretName(this, `${name}-kafka-secret`, name);
@@ -273,12 +337,12 @@ export class OrdersagaChart extends Chart {
       serviceAccount,
       automountServiceAccountToken: component.kind === 'controller',
       podMetadata: { labels },
-      select: true,
+      select: false,
       securityContext: { ensureNonRoot: true, user: 65532, group: 65532, fsGroup: 65532 },
       containers: [
         {
           name: component.name,
-          image: `${props.images.registry}/${name}:${props.images.tag}`,
+          image: this.imageOf(component.name),
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           ports: [{ name: 'http', number: component.port }],
           envFrom: [kplus.Env.fromConfigMap(config)],
@@ -355,11 +419,18 @@ export class OrdersagaChart extends Chart {
       ],
     });
 
-    new kplus.Service(this, `${name}-service`, {
+    // Its pods, and no other install's: the Service and the PodDisruptionBudget select the same.
+    deployment.select(kplus.LabelSelector.of({ labels }));
+    // cdk8s-plus's own label of the pods (its construct path), which nothing selects any more.
+    ApiObject.of(deployment).addJsonPatch(
+      JsonPatch.remove(`/spec/template/metadata/labels/${kplus.Pod.ADDRESS_LABEL.replace('/', '~1')}`),
+    );
+
+    const service = new kplus.Service(this, `${name}-service`, {
       metadata,
-      selector: deployment,
       ports: [{ name: 'http', port: component.port, targetPort: component.port }],
     });
+    for (const [key, value] of Object.entries(labels)) service.selectLabel(key, value);
 
     new kplus.k8s.KubePodDisruptionBudget(this, `${name}-pdb`, {
       metadata,
@@ -437,7 +508,7 @@ export class OrdersagaChart extends Chart {
             : []),
           // `helm test` asks it whether it is ready.
           ...(this.props.helmTest && component.ingress !== 'public'
-            ? [{ from: [{ podSelector: { matchLabels: HELM_TEST_LABELS } }], ports: [tcp(component.port)] }]
+            ? [{ from: [{ podSelector: { matchLabels: this.labelsOf(HELM_TEST) } }], ports: [tcp(component.port)] }]
             : []),
         ],
         egress: egress as never,
@@ -457,7 +528,7 @@ export class OrdersagaChart extends Chart {
       'helm.sh/hook-weight': String(weight),
       'helm.sh/hook-delete-policy': 'before-hook-creation',
     });
-    const metadata = { name: `ordersaga-${HELM_TEST}`, labels: HELM_TEST_LABELS, annotations: hook(-1) };
+    const metadata = { name: this.nameOf(HELM_TEST), labels: this.labelsOf(HELM_TEST), annotations: hook(-1) };
     new kplus.k8s.KubeConfigMap(this, 'helm-test-script', {
       metadata,
       data: { 'helm-test.mjs': readFileSync(HELM_TEST_SCRIPT, 'utf8') },
@@ -477,15 +548,15 @@ export class OrdersagaChart extends Chart {
         containers: [
           {
             name: HELM_TEST,
-            image: `${this.props.images.registry}/${appName(api.name)}:${this.props.images.tag}`,
+            image: this.imageOf(api.name),
             imagePullPolicy: 'IfNotPresent',
             command: ['node', '/helm-test/helm-test.mjs'],
             env: [
               {
                 name: 'ORDERSAGA_READYZ',
-                value: COMPONENTS.map((c) => `http://${appName(c.name)}:${c.port}/readyz`).join(' '),
+                value: COMPONENTS.map((c) => `http://${this.nameOf(c.name)}:${c.port}/readyz`).join(' '),
               },
-              { name: 'ORDERSAGA_ORDER_URL', value: `http://${appName(api.name)}:${api.port}` },
+              { name: 'ORDERSAGA_ORDER_URL', value: `http://${this.nameOf(api.name)}:${api.port}` },
               { name: 'ORDERSAGA_ORDER', value: JSON.stringify(HELM_TEST_ORDER) },
               { name: 'ORDERSAGA_NO_ORDER', value: '' },
             ],
@@ -508,13 +579,13 @@ export class OrdersagaChart extends Chart {
     new kplus.k8s.KubeNetworkPolicy(this, 'helm-test-netpol', {
       metadata,
       spec: {
-        podSelector: { matchLabels: HELM_TEST_LABELS },
+        podSelector: { matchLabels: this.labelsOf(HELM_TEST) },
         policyTypes: ['Ingress', 'Egress'],
         ingress: [],
         egress: [
           DNS_EGRESS,
           ...COMPONENTS.map((c) => ({
-            to: [{ podSelector: { matchLabels: { ...APP_LABELS, 'app.kubernetes.io/component': c.name } } }],
+            to: [{ podSelector: { matchLabels: this.labelsOf(c.name) } }],
             ports: [tcp(c.port)],
           })),
         ] as never,
@@ -525,8 +596,9 @@ export class OrdersagaChart extends Chart {
   /** SCRAM credentials and ACLs for exactly the component's topics, groups and transactional ids. */
   private kafkaUser(component: Component, name: string): void {
     const { kafka } = component;
+    // Every name is the install's: its topics, groups and transactional ids, and none of another's.
     const topicAcl = (topic: string, operations: string[]) => ({
-      resource: { type: 'topic', name: topic, patternType: 'literal' },
+      resource: { type: 'topic', name: this.topicOf(topic), patternType: 'literal' },
       operations,
     });
     new ApiObject(this, `${name}-kafka-user`, {
@@ -534,11 +606,7 @@ export class OrdersagaChart extends Chart {
       kind: 'KafkaUser',
       metadata: {
         name,
-        labels: {
-          ...APP_LABELS,
-          'strimzi.io/cluster': this.props.kafkaCluster,
-          'app.kubernetes.io/component': component.name,
-        },
+        labels: { ...this.labelsOf(component.name), 'strimzi.io/cluster': this.props.kafkaCluster },
       },
       spec: {
         authentication: { type: this.props.kafkaAuthentication },
@@ -551,19 +619,23 @@ export class OrdersagaChart extends Chart {
             ...(kafka.group
               ? [
                   {
-                    resource: { type: 'group', name: kafka.group, patternType: 'literal' },
+                    resource: { type: 'group', name: this.topicOf(kafka.group), patternType: 'literal' },
                     operations: ['Describe', 'Read'],
                   },
                 ]
               : []),
             {
-              resource: { type: 'group', name: kafka.groupPrefix, patternType: 'prefix' },
+              resource: { type: 'group', name: this.topicOf(kafka.groupPrefix), patternType: 'prefix' },
               operations: ['Describe', 'Read'],
             },
             ...(kafka.transactionalIdPrefix
               ? [
                   {
-                    resource: { type: 'transactionalId', name: kafka.transactionalIdPrefix, patternType: 'prefix' },
+                    resource: {
+                      type: 'transactionalId',
+                      name: this.topicOf(kafka.transactionalIdPrefix),
+                      patternType: 'prefix',
+                    },
                     operations: ['Describe', 'Write'],
                   },
                 ]
@@ -579,13 +651,13 @@ export class OrdersagaChart extends Chart {
     new ApiObject(this, 'dev-kafka-pool', {
       apiVersion: STRIMZI,
       kind: 'KafkaNodePool',
-      metadata: { name: 'dual-role', labels: { ...APP_LABELS, 'strimzi.io/cluster': cluster } },
+      metadata: { name: this.nameOf('dual-role'), labels: { ...this.labelsOf(), 'strimzi.io/cluster': cluster } },
       spec: { replicas: 1, roles: ['controller', 'broker'], storage: { type: 'ephemeral' } },
     });
     new ApiObject(this, 'dev-kafka', {
       apiVersion: STRIMZI,
       kind: 'Kafka',
-      metadata: { name: cluster, labels: APP_LABELS },
+      metadata: { name: cluster, labels: this.labelsOf() },
       spec: {
         kafka: {
           listeners: [

@@ -199,6 +199,20 @@ export class TestCluster {
     return stdout;
   }
 
+  /**
+   * A kubeconfig that acts as a ServiceAccount (a token of its own): what runs with it has that
+   * account's RBAC, not the admin's.
+   */
+  async serviceAccountKubeconfig(name: string, namespace: string): Promise<string> {
+    const token = (await this.kubectl(['create', 'token', name, '-n', namespace, '--duration=2h'])).trim();
+    const config = JSON.parse(await this.kubectl(['config', 'view', '--raw', '-o', 'json']));
+    config.users = [{ name, user: { token } }];
+    for (const context of config.contexts) context.context.user = name;
+    const path = join(this.runDir, `${namespace}.${name}.kubeconfig`);
+    writeFileSync(path, JSON.stringify(config));
+    return path;
+  }
+
   async json(args: string[], options?: { kubeconfig?: string }): Promise<any> {
     return JSON.parse(await this.kubectl([...args, '-o', 'json'], options));
   }

@@ -5,6 +5,9 @@
  * - a saga gets a SagaOrder (per the mirror mode), and its status follows the saga;
  * - a SagaOrder created with kubectl (no status yet) has its order placed, exactly once, with
  *   its uid as the idempotency key;
+ * - it acts only on its install's SagaOrders (RELEASE_LABEL names its release, or no release when
+ *   it has none): several installs share a namespace. Adopting, it also claims those that name no
+ *   install, by labelling them at the version it saw, so that of two claimants one wins;
  * - finished SagaOrders are deleted once their TTL has passed.
  *
  * The saga never waits for Kubernetes: changes only mark an order dirty, and a rate-limited
@@ -18,6 +21,7 @@ import {
   orderIdFor,
   PENDING,
   placeOrder,
+  RELEASE_LABEL,
   SAGAORDER_GROUP,
   SAGAORDER_PLURAL,
   SAGAORDER_VERSION,
@@ -71,11 +75,17 @@ export interface ControllerOptions {
   readonly mirrorMode: MirrorMode;
   readonly samplePercent: number;
   readonly ttlSeconds: number;
+  /** The install (Helm release) whose SagaOrders it keeps; '' for those that name none. */
+  readonly release: string;
+  /** With a release: also claim (then place) the SagaOrders that name no install. */
+  readonly adoptUnlabelled: boolean;
 }
 
 export class Controller {
   private readonly dirty = new Set<string>();
   private readonly toPlace = new Set<string>();
+  /** SagaOrders that name no install, by name, to be claimed for ours. */
+  private readonly toClaim = new Map<string, SagaOrder>();
   /** SagaOrders by order id, from the watch and from our own writes. */
   private readonly byOrderId = new Map<string, SagaOrder>();
   private informer: (Informer<SagaOrder> & ObjectCache<SagaOrder>) | undefined;
@@ -98,7 +108,10 @@ export class Controller {
     const informer = makeInformer<SagaOrder>(kube.config, path, () => kube.listSagaOrders() as never);
     informer.on('add', (order) => this.observe(order));
     informer.on('update', (order) => this.observe(order));
-    informer.on('delete', (order) => this.byOrderId.delete(orderIdOf(order)));
+    informer.on('delete', (order) => {
+      this.toClaim.delete(order.metadata.name!);
+      if (this.owns(order)) this.byOrderId.delete(orderIdOf(order));
+    });
     informer.on('connect', () => (this.synced = true));
     informer.on('error', (err) => {
       // Stopping aborts the watch: that is no failure.
@@ -123,7 +136,22 @@ export class Controller {
     await this.informer?.stop();
   }
 
+  /** Whether a SagaOrder is this install's: its label names our release (or none, when we have none). */
+  private owns(order: SagaOrder): boolean {
+    return (order.metadata.labels?.[RELEASE_LABEL] ?? '') === this.options.release;
+  }
+
   private observe(order: SagaOrder): void {
+    const { release, adoptUnlabelled } = this.options;
+    this.toClaim.delete(order.metadata.name!);
+    if (!this.owns(order)) {
+      // Another install's, or nobody's yet: ours to claim only when we adopt.
+      if (release && adoptUnlabelled && !order.metadata.labels?.[RELEASE_LABEL]) {
+        this.toClaim.set(order.metadata.name!, order);
+        this.kick();
+      }
+      return;
+    }
     const orderId = orderIdOf(order);
     // The watch can deliver an object older than the one our own write returned: keep the newer.
     const known = this.byOrderId.get(orderId);
@@ -151,6 +179,7 @@ export class Controller {
     while (!this.stopped) {
       if (this.options.leader.isLeader) {
         try {
+          await this.claimUnlabelled();
           await this.placeNewOrders();
           await this.mirrorDirty();
           if (Date.now() - lastSweep > 1_000) {
@@ -169,6 +198,28 @@ export class Controller {
         this.wake = failures > 0 ? undefined : () => (clearTimeout(timer), resolve());
       });
       this.wake = undefined;
+    }
+  }
+
+  /**
+   * SagaOrders that name no install: label each with our release, at the version we saw. Another
+   * claimant that got there first makes ours a conflict, and the SagaOrder stays theirs.
+   */
+  private async claimUnlabelled(): Promise<void> {
+    const { kube, release, log } = this.options;
+    for (const [name, order] of [...this.toClaim]) {
+      this.toClaim.delete(name);
+      try {
+        this.observe(await kube.labelSagaOrder(name, order.metadata.resourceVersion!, { [RELEASE_LABEL]: release }));
+        log.info({ sagaOrder: name, release }, 'SagaOrder claimed for this release');
+      } catch (err) {
+        // Changed or gone since we saw it: the watch brings what it became.
+        const code = (err as { code?: number }).code;
+        if (code !== 409 && code !== 404) {
+          this.toClaim.set(name, order);
+          throw err;
+        }
+      }
     }
   }
 
@@ -224,7 +275,7 @@ export class Controller {
   }
 
   private async mirror(orderId: string): Promise<void> {
-    const { sagas, kube, mirrorMode, samplePercent, ttlSeconds, identity } = this.options;
+    const { sagas, kube, mirrorMode, samplePercent, ttlSeconds, identity, release } = this.options;
     const saga = sagas.get(orderId);
     const now = new Date();
     let order = this.byOrderId.get(orderId);
@@ -235,7 +286,7 @@ export class Controller {
     if (!order) {
       order = await kube.createSagaOrder(
         orderId,
-        { [ORDER_ID_LABEL]: orderId },
+        { [ORDER_ID_LABEL]: orderId, ...(release ? { [RELEASE_LABEL]: release } : {}) },
         { customerId: saga.customerId, items: [...saga.items] },
       );
     }

@@ -111,6 +111,26 @@ export class Kube {
     );
   }
 
+  /**
+   * Adds labels to a SagaOrder, only if it is still at `resourceVersion` (a merge patch that names
+   * the version is refused with 409 Conflict once the object has changed).
+   */
+  labelSagaOrder(name: string, resourceVersion: string, labels: Record<string, string>): Promise<SagaOrder> {
+    return this.call('patch', () =>
+      this.customObjects.patchNamespacedCustomObject(
+        {
+          group: SAGAORDER_GROUP,
+          version: SAGAORDER_VERSION,
+          namespace: this.namespace,
+          plural: SAGAORDER_PLURAL,
+          name,
+          body: { metadata: { resourceVersion, labels } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    );
+  }
+
   /** A merge patch of the status; fields `previous` had and `status` lacks are removed. */
   patchStatus(name: string, status: SagaOrderStatus, previous?: SagaOrderStatus): Promise<SagaOrder> {
     const removed = Object.keys(previous ?? {}).filter((key) => !(key in status));

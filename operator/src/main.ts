@@ -5,6 +5,7 @@ import {
   createHttpServer,
   createKafka,
   createLogger,
+  envBoolean,
   envInt,
   envString,
   main,
@@ -77,6 +78,8 @@ main(async () => {
     mirrorMode,
     samplePercent: envInt('MIRROR_SAMPLE_PERCENT', 10),
     ttlSeconds: envInt('SAGAORDER_TTL_SECONDS', 3_600),
+    release: envString('SAGAORDER_INSTANCE', ''),
+    adoptUnlabelled: envBoolean('SAGAORDER_ADOPT', true),
   });
 
   let kafkaReady = false;

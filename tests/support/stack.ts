@@ -81,17 +81,21 @@ export interface StackOptions {
   readonly brokers?: string;
   /** Where the services connect, when not to `brokers` (another listener of the same broker). */
   readonly serviceBrokers?: string;
+  /** The Kafka namespace (ORDERSAGA_NAMESPACE), when not one of its own: a chart release's, say. */
+  readonly namespace?: string;
 }
 
 export class Stack {
-  readonly namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.`;
+  readonly namespace: string;
   readonly brokers: string;
-  readonly logDir = join(tmpdir(), 'ordersaga-tests', this.namespace.slice(0, -1));
+  readonly logDir: string;
   readonly kafka: Kafka;
   private readonly running = new Map<string, Running>();
   private producer: Producer | undefined;
 
   constructor(private readonly options: StackOptions = {}) {
+    this.namespace = options.namespace ?? `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}.`;
+    this.logDir = join(tmpdir(), 'ordersaga-tests', `${this.namespace.slice(0, -1)}-${process.pid}`);
     this.brokers = options.brokers ?? process.env.KAFKA_BROKERS ?? '';
     if (!this.brokers) throw new Error('KAFKA_BROKERS is not set (the jest global setup starts a broker)');
     mkdirSync(this.logDir, { recursive: true });

@@ -10,6 +10,12 @@ export const SAGAORDER_GROUP = 'ordersaga.dev';
 export const SAGAORDER_VERSION = 'v1alpha1';
 export const SAGAORDER_KIND = 'SagaOrder';
 export const SAGAORDER_PLURAL = 'sagaorders';
+/**
+ * The install (Helm release) a SagaOrder belongs to, and its objects and pods too: each install's
+ * controller mirrors its sagas with it and places only the SagaOrders that carry it (or, adopting,
+ * those that name no install).
+ */
+export const RELEASE_LABEL = 'app.kubernetes.io/instance';
 
 /** A saga's phase as a SagaOrder shows it: RESERVING -> Reserving. */
 export type SagaOrderPhase = string;

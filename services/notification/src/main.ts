@@ -5,6 +5,7 @@ import {
   createLogger,
   envInt,
   envJson,
+  envBoolean,
   envString,
   forbidden,
   isOperator,
@@ -23,7 +24,7 @@ const MAX_LIST = 1_000;
 
 main(async () => {
   const client = new WebhookClient({
-    allowHttp: envString('NOTIFICATION_WEBHOOK_ALLOW_HTTP', 'false') === 'true',
+    allowHttp: envBoolean('NOTIFICATION_WEBHOOK_ALLOW_HTTP', false),
     allowedCidrs: envString('NOTIFICATION_WEBHOOK_ALLOWED_CIDRS', '')
       .split(',')
       .map((c) => c.trim())

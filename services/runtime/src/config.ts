@@ -23,6 +23,16 @@ export function envInt(name: string, fallback: number): number {
   return value;
 }
 
+/** `true` or `false`; anything else fails the start rather than meaning one of them. */
+export function envBoolean(name: string, fallback: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw !== 'true' && raw !== 'false') {
+    throw new ConfigError(`environment variable ${name} must be true or false, got "${raw}"`);
+  }
+  return raw === 'true';
+}
+
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** A duration: `7d`, `12h`, `30m`, `45s`, `500ms`, or a number of milliseconds; in ms. */
