@@ -318,6 +318,14 @@ test('each release runs its orders on its own topics, and its controller keeps i
     const lease = await cluster.json(['get', 'lease', `${fullnameOf(release)}-operator`, '-n', NAMESPACE]);
     expect(lease.spec.holderIdentity).toBe('operator-0');
   }
+  // What a user of the two sees.
+  const shown = await cluster.kubectl(['get', 'sagaorders,kafkatopics', '-A', '-L', 'app.kubernetes.io/instance']);
+  const [header, ...rows] = shown.split('\n');
+  const placedTopic = /order\.placed\s/;
+  console.log(
+    'kubectl get sagaorders,kafkatopics -A -L app.kubernetes.io/instance (of the KafkaTopics, order.placed only)\n' +
+      [header, ...rows.filter((r) => !r.includes('kafkatopic') || placedTopic.test(r))].join('\n'),
+  );
 }, 240_000);
 
 test('two controllers that both adopt: each SagaOrder that names no release is claimed by one, and placed once', async () => {
