@@ -1,8 +1,10 @@
 /**
  * Poison messages: on every consumed topic, bad JSON and a wrong schema land in the topic's
  * dead-letter topic with the reason and the original headers, and the consumers carry on.
+ * Everything written meanwhile is what the AsyncAPI document says it is.
  */
-import { SAGA_TOPICS } from '@ordersaga/contracts';
+import { Ajv } from 'ajv';
+import { asyncApiDocument, SAGA_TOPICS } from '@ordersaga/contracts';
 import { deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
 import { eventually, Stack } from './support/stack.js';
 
@@ -77,4 +79,41 @@ test('after all that poison, the next good order goes through', async () => {
     return status === 200 ? n : undefined;
   });
   expect(notification.outcome).toBe('confirmed');
+});
+
+test('the AsyncAPI document describes what was written: every message and dead letter of this run', async () => {
+  const doc = asyncApiDocument() as { components: { messages: Record<string, { payload: object; headers: object }> } };
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  const check = (schema: object, value: unknown) => {
+    const validate = ajv.compile(schema);
+    return validate(value) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+  };
+  // What this file's tests wrote themselves (the poison) is not the services'.
+  const ours = (key: string | null) => key?.startsWith('poison-') || key === 'no-such-order';
+  let messages = 0;
+  let deadLetters = 0;
+  for (const topic of Object.keys(SAGA_TOPICS) as SagaTopic[]) {
+    const { payload, headers } = doc.components.messages[topic]!;
+    for (const record of (await stack.readTopic(topic)).filter((r) => !ours(r.key))) {
+      messages++;
+      expect({ topic, offset: record.offset, errors: check(payload, record.json) }).toEqual({
+        topic,
+        offset: record.offset,
+        errors: [],
+      });
+      expect({ topic, offset: record.offset, errors: check(headers, record.headers) }).toEqual({
+        topic,
+        offset: record.offset,
+        errors: [],
+      });
+    }
+    const deadLetter = doc.components.messages[`${topic}.dead-letter`]!;
+    for (const record of await stack.readTopic(deadLetterTopicOf(topic))) {
+      deadLetters++;
+      expect({ topic, errors: check(deadLetter.headers, record.headers) }).toEqual({ topic, errors: [] });
+    }
+  }
+  // The good order's saga wrote a message on most saga topics; the poison a dead letter on each.
+  expect(messages).toBeGreaterThan(10);
+  expect(deadLetters).toBeGreaterThan(Object.keys(SAGA_TOPICS).length);
 });

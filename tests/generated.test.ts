@@ -26,6 +26,7 @@ test('every generated file is up to date (else: npm run generate)', () => {
       'Dockerfile',
       'tsconfig.json',
       'README.md',
+      'docs/asyncapi.json',
     ]),
   );
 });

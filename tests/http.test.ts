@@ -3,9 +3,10 @@
  * publish nothing; and the script `helm test` runs against it.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ORDER_PHASES, SERVICE_NAMES } from '@ordersaga/contracts';
+import { ASYNCAPI_FILE, ORDER_PHASES, SERVICE_NAMES } from '@ordersaga/contracts';
 import { ROOT, Stack } from './support/stack.js';
 
 const stack = new Stack({
@@ -100,6 +101,12 @@ test('the OpenAPI document describes the API', async () => {
   expect(order.properties.status.anyOf.map((p: { const?: string; enum?: string[] }) => p.const ?? p.enum?.[0])).toEqual(
     [...ORDER_PHASES],
   );
+});
+
+test('the AsyncAPI document is served as docs/ holds it', async () => {
+  const { status, body } = await stack.http('order', '/asyncapi.json');
+  expect(status).toBe(200);
+  expect(body).toEqual(JSON.parse(readFileSync(join(ROOT, ASYNCAPI_FILE), 'utf8')));
 });
 
 test('health, readiness and metrics endpoints', async () => {

@@ -4,6 +4,7 @@
  *
  * - the Helm chart's templates, dashboards and CRD (helm.ts, crd.ts);
  * - the per-component parts of the chart's values.yaml and values.schema.json;
+ * - docs/asyncapi.json, the AsyncAPI document of the topics and messages;
  * - skaffold.yaml; the image list in the Dockerfile's notes; the root tsconfig.json's references;
  * - the README's component and topic tables.
  *
@@ -14,6 +15,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ASYNCAPI_FILE,
+  asyncApiJson,
   COMPONENT_NAMES,
   COMPONENTS,
   SAGA_TOPICS,
@@ -173,6 +176,7 @@ export function generatedFiles(): Map<string, string> {
   files.set('Dockerfile', dockerfile(read('Dockerfile')));
   files.set('tsconfig.json', rootTsconfig(read('tsconfig.json')));
   files.set('README.md', readme(read('README.md')));
+  files.set(ASYNCAPI_FILE, asyncApiJson());
   return files;
 }
 

@@ -9,3 +9,4 @@ export * from './sagaorder.js';
 export * from './service-contract.js';
 export * from './topics.js';
 export * from './retention.js';
+export * from './asyncapi.js';

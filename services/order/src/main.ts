@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import { orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
+import { API_VERSION, asyncApiDocument, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
 import { envInt, main, runService, StateTable } from '@ordersaga/runtime';
 import { orderApi } from './api.js';
 import { createOrchestrator, sagaLifecycle } from './orchestrator.js';
@@ -23,7 +23,11 @@ main(async () => {
     routes: async (app, { publisher, routing }) => {
       await app.register(swagger, {
         openapi: {
-          info: { title: 'ordersaga Order API', version: '0.1.0', description: 'Place orders and follow their saga' },
+          info: {
+            title: 'ordersaga Order API',
+            version: API_VERSION,
+            description: 'Place orders and follow their saga',
+          },
           // Required when the service is given keys (AUTH_JWKS, AUTH_JWKS_URL): README, Security.
           components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
           security: [{ bearer: [] }],
@@ -37,6 +41,9 @@ main(async () => {
         startTimeoutMs: envInt('ORDER_START_TIMEOUT_MS', 10_000),
       });
       app.get('/openapi.json', { config: { public: true } }, async () => app.swagger());
+      // The topics and messages behind the API (docs/asyncapi.json holds the same).
+      const asyncApi = asyncApiDocument();
+      app.get('/asyncapi.json', { config: { public: true } }, async () => asyncApi);
     },
   });
 });

@@ -2,7 +2,7 @@ import { trace } from '@opentelemetry/api';
 import type { KafkaMessage, Message } from 'kafkajs';
 import { currentContext, type Logger } from './context.js';
 import { PoisonMessageError } from './envelope.js';
-import type { DeadLetterKind } from './metrics.js';
+import { DEAD_LETTER_KINDS, type DeadLetterKind } from './metrics.js';
 import { deadLetterTopicOf, type DeadLetterTopic, type SagaTopic } from './contract.js';
 import { markFailed } from './tracing.js';
 
@@ -18,6 +18,17 @@ export interface Unprocessable {
   /** What failed, when it was not the message itself (a side effect). */
   readonly what?: string;
 }
+
+/** What a dead-letter record adds to the original headers (the AsyncAPI document lists them). */
+export const DEAD_LETTER_HEADERS = {
+  'dlt-reason': 'why it can never be processed',
+  'dlt-kind': `one of ${DEAD_LETTER_KINDS.join(', ')}`,
+  'dlt-topic': 'the topic it was read from',
+  'dlt-partition': 'its partition there',
+  'dlt-offset': 'its offset there',
+  'dlt-group': 'the consumer group that gave up on it',
+  'dlt-at': 'when (ISO 8601)',
+} as const satisfies Record<string, string>;
 
 /**
  * The dead-letter record of a message that can never be processed: its original key, value and

@@ -24,7 +24,8 @@ export type AnyEnvelope = { [T in SagaTopic]: Envelope<T> }[SagaTopic];
 
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
 
-function envelopeSchema(type: string, payload: TSchema) {
+/** The JSON schema of a message of type `type` with its payload's schema: what consumers check, and the AsyncAPI document says. */
+export function envelopeSchema(type: string, payload: TSchema) {
   return Type.Object(
     {
       id: Id,

@@ -23,6 +23,14 @@ export function outgoingRecord(
   return { message: outgoingMessage(out, headers), span };
 }
 
+/** The headers of every saga message, and what each says (the AsyncAPI document lists them). */
+export const MESSAGE_HEADERS = {
+  [TRACEPARENT]: 'W3C trace context of the span that sent it: its consumer continues the trace',
+  'message-id': "the envelope's id",
+  'message-type': "the envelope's type (its topic)",
+  'correlation-id': "the envelope's correlationId: every message of one saga has the one its order.placed has",
+} as const satisfies Record<string, string>;
+
 function outgoingMessage(out: Outgoing, traceHeaders: Record<string, string>): Message {
   return {
     key: out.key ?? out.envelope.orderId,
