@@ -37,6 +37,8 @@ export const GENERATED_DIRS = [
   { dir: `${CHART}/crds`, ending: '' },
 ];
 const LIBRARIES = ['services/runtime', 'services/contracts'];
+/** Workspaces that are tools, not components: the command line. */
+const TOOLS = ['cli'];
 
 const imageOf = (c: ComponentName) => `ordersaga-${c}`;
 const skaffoldVar = (c: ComponentName) => imageOf(c).replaceAll('-', '_');
@@ -130,7 +132,7 @@ function dockerfile(text: string): string {
 
 function rootTsconfig(text: string): string {
   const tsconfig = JSON.parse(text);
-  const workspaces = [...LIBRARIES, ...COMPONENT_NAMES.map((c) => COMPONENTS[c].workspace), 'cdk8s'];
+  const workspaces = [...LIBRARIES, ...COMPONENT_NAMES.map((c) => COMPONENTS[c].workspace), ...TOOLS, 'cdk8s'];
   tsconfig.references = [...workspaces, 'tests', 'k8s-tests'].map((path) => ({ path }));
   return `${JSON.stringify(tsconfig, null, 2)}\n`;
 }

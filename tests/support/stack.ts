@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, Partitioners, type IHeaders, type Producer } from 'kafkajs';
 import { COMPONENTS, SERVICE_NAMES, type ComponentName } from '@ordersaga/contracts';
-import { headersToStrings, ReadPosition, type TopicName } from '@ordersaga/runtime';
+import { headersToStrings, readWholeTopic, type TopicName } from '@ordersaga/runtime';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -275,47 +275,39 @@ export class Stack {
    * `uncommitted`, the records of aborted and open transactions too (read_uncommitted).
    */
   async readTopic(name: TopicName, { uncommitted = false } = {}): Promise<TopicRecord[]> {
-    const topic = this.topic(name);
     const admin = this.kafka.admin();
     await admin.connect();
-    const records: TopicRecord[] = [];
-    const consumer = this.kafka.consumer({
-      groupId: `${this.namespace}reader.${Math.random()}`,
-      readUncommitted: uncommitted,
-      maxWaitTimeInMs: 100,
-    });
-    const position = new ReadPosition(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) {
-          const value = m.value?.toString('utf8') ?? null;
-          let json: unknown;
-          try {
-            json = value === null ? null : JSON.parse(value);
-          } catch {
-            json = undefined;
-          }
-          records.push({
-            partition: batch.partition,
-            offset: m.offset,
-            key: m.key?.toString('utf8') ?? null,
-            value,
-            headers: headersToStrings(m.headers as IHeaders),
-            json,
-          });
-        }
-      },
-    });
     try {
-      await position.reached(admin, topic, 30_000);
+      const records = await readWholeTopic(
+        this.kafka,
+        admin,
+        this.topic(name),
+        `${this.namespace}reader.${Math.random()}`,
+        {
+          uncommitted,
+          timeoutMs: 30_000,
+        },
+      );
+      return records.map(({ partition, message: m }) => {
+        const value = m.value?.toString('utf8') ?? null;
+        let json: unknown;
+        try {
+          json = value === null ? null : JSON.parse(value);
+        } catch {
+          json = undefined;
+        }
+        return {
+          partition,
+          offset: m.offset,
+          key: m.key?.toString('utf8') ?? null,
+          value,
+          headers: headersToStrings(m.headers as IHeaders),
+          json,
+        };
+      });
     } finally {
-      await consumer.disconnect();
       await admin.disconnect();
     }
-    return records;
   }
 
   /**

@@ -9,6 +9,8 @@ import {
   deadLetterTopicOf,
   envelopeSchema,
   MESSAGE_HEADERS,
+  REDRIVE_HEADERS,
+  REDRIVE_MARKER_HEADERS,
   SCHEMA_VERSION,
 } from '@ordersaga/runtime';
 import { COMPONENT_NAMES, COMPONENTS, type ComponentSpec } from './components.js';
@@ -60,25 +62,25 @@ export function asyncApiDocument(): Record<string, unknown> {
   const channels: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
   const messages: Record<string, unknown> = {};
-  const operate = (action: 'send' | 'receive', who: string, channel: string, message: string) => {
+  const operate = (action: 'send' | 'receive', who: string, channel: string, kinds: readonly string[]) => {
     operations[`${who}.${action}.${channel}`] = {
       action,
       summary: `${who} ${action === 'send' ? 'writes' : 'reads'} ${channel}`,
       channel: ref(`channels/${channel}`),
-      messages: [ref(`channels/${channel}/messages/${message}`)],
+      messages: kinds.map((message) => ref(`channels/${channel}/messages/${message}`)),
     };
   };
-  /** A topic carrying one message, and the operations of who writes it and who reads it. */
+  /** A topic and its messages, and the operations of who writes them and who reads them. */
   const topic = (
     address: string,
     description: string,
-    message: string,
+    kinds: readonly string[],
     on: { partitions: number; cleanup: 'delete' | 'compact'; senders: readonly string[]; receivers: readonly string[] },
   ) => {
     channels[address] = {
       address,
       description,
-      messages: { [message]: ref(`components/messages/${message}`) },
+      messages: Object.fromEntries(kinds.map((message) => [message, ref(`components/messages/${message}`)])),
       bindings: {
         kafka: {
           topic: address,
@@ -88,8 +90,8 @@ export function asyncApiDocument(): Record<string, unknown> {
         },
       },
     };
-    for (const who of on.senders) operate('send', who, address, message);
-    for (const who of on.receivers) operate('receive', who, address, message);
+    for (const who of on.senders) operate('send', who, address, kinds);
+    for (const who of on.receivers) operate('receive', who, address, kinds);
   };
 
   for (const [name, spec] of Object.entries(SAGA_TOPICS) as Array<[SagaTopic, TopicSpec]>) {
@@ -98,11 +100,12 @@ export function asyncApiDocument(): Record<string, unknown> {
       title: name,
       summary: spec.description,
       contentType: 'application/json',
-      headers: headersOf(MESSAGE_HEADERS, Object.keys(MESSAGE_HEADERS)),
+      // A redriven message (the ordersaga CLI) also says where it came from and why it was dead-lettered.
+      headers: headersOf({ ...MESSAGE_HEADERS, ...REDRIVE_HEADERS }, Object.keys(MESSAGE_HEADERS)),
       payload: plain(envelopeSchema(name, PAYLOADS[name])),
       bindings: { kafka: { key: keyOf(spec), bindingVersion: KAFKA_BINDING } },
     };
-    topic(name, spec.description, name, {
+    topic(name, spec.description, [name], {
       partitions: DEFAULT_PARTITIONS,
       cleanup: 'delete',
       ...partiesOf(name, spec),
@@ -114,11 +117,24 @@ export function asyncApiDocument(): Record<string, unknown> {
       name: deadLetter,
       title: `${name}, dead-lettered`,
       summary: `A ${name} message its consumer could never process: its key, value and headers as they were, and why.`,
-      headers: headersOf({ ...MESSAGE_HEADERS, ...DEAD_LETTER_HEADERS }, Object.keys(DEAD_LETTER_HEADERS)),
+      headers: headersOf(
+        { ...MESSAGE_HEADERS, ...DEAD_LETTER_HEADERS, ...REDRIVE_HEADERS },
+        Object.keys(DEAD_LETTER_HEADERS),
+      ),
       payload: { description: `the original value, as it was read from ${name} (not always valid JSON)` },
       bindings: { kafka: { key: keyOf(spec), bindingVersion: KAFKA_BINDING } },
     };
-    topic(deadLetterTopicOf(name), `Dead letters of ${name}, with the reason in their headers.`, deadLetter, {
+    // And the marker of a redrive: that dead letter was put back on its topic, once.
+    const marker = `${name}.redrive-marker`;
+    messages[marker] = {
+      name: marker,
+      title: `${name}, a dead letter redriven`,
+      summary: `The ordersaga CLI put a dead letter of ${name} back on it (ordersaga dlt redrive), once.`,
+      headers: headersOf(REDRIVE_MARKER_HEADERS, Object.keys(REDRIVE_MARKER_HEADERS)),
+      payload: { type: 'null' },
+      bindings: { kafka: { key: keyOf(spec), bindingVersion: KAFKA_BINDING } },
+    };
+    topic(deadLetterTopicOf(name), `Dead letters of ${name}, with the reason in their headers.`, [deadLetter, marker], {
       partitions: 1,
       cleanup: 'delete',
       senders: spec.consumers,
@@ -136,7 +152,7 @@ export function asyncApiDocument(): Record<string, unknown> {
       payload: { type: ['object', 'null'], description: `a row of the ${spec.producer} service's state` },
       bindings: { kafka: { key: { type: 'string' }, bindingVersion: KAFKA_BINDING } },
     };
-    topic(name, spec.description, row, {
+    topic(name, spec.description, [row], {
       partitions: DEFAULT_PARTITIONS,
       cleanup: 'compact',
       ...partiesOf(name, spec),

@@ -74,3 +74,85 @@ export function deadLetterRecord(
     },
   };
 }
+
+/** What a redrive adds to the record it puts back on its topic (and a dead letter of it keeps). */
+export const REDRIVE_HEADERS = {
+  'dlt-earlier-reasons': 'why it was dead-lettered before, each time, oldest first (a JSON array of strings)',
+  'dlt-redriven-from': 'the dead letter it was put back from: <dead-letter topic>/<partition>/<offset>',
+} as const satisfies Record<string, string>;
+
+/** The marker a redrive leaves in a dead-letter topic: that dead letter was put back, once. */
+export const REDRIVE_MARKER_HEADERS = {
+  'dlt-redrive-of': 'the dead letter of this topic that was put back on its topic: <partition>/<offset>',
+  'dlt-redriven-at': 'when (ISO 8601)',
+} as const satisfies Record<string, string>;
+
+/** A dead letter as read from its topic. */
+export interface DeadLetter {
+  /** The dead-letter topic's name as the cluster knows it (with the namespace). */
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Record<string, string>;
+}
+
+/** The id of a dead letter, as tools name it: <dead-letter topic>/<partition>/<offset>. */
+export const deadLetterId = (d: Pick<DeadLetter, 'topic' | 'partition' | 'offset'>) =>
+  `${d.topic}/${d.partition}/${d.offset}`;
+
+/** Every reason a record was dead-lettered for, oldest first. */
+export function reasonsOf(headers: Record<string, string>): string[] {
+  const earlier = headers['dlt-earlier-reasons'];
+  return [
+    ...(earlier ? (JSON.parse(earlier) as string[]) : []),
+    ...(headers['dlt-reason'] ? [headers['dlt-reason']] : []),
+  ];
+}
+
+/**
+ * A redrive of a dead letter: its original key, value and headers back on the topic and the
+ * partition it was read from (so a saga's messages stay on its partition), its reasons kept; and
+ * the marker that says so in the dead-letter topic. Written in one transaction, the two make the
+ * redrive happen once: a dead letter with a marker is not redriven again.
+ */
+export function redriveRecords(
+  deadLetter: DeadLetter,
+  physicalTopicOf: (logical: string) => string,
+  now: Date,
+): { back: { topic: string; partition: number; message: Message }; marker: { partition: number; message: Message } } {
+  const { headers } = deadLetter;
+  const source = headers['dlt-topic'];
+  const partition = Number(headers['dlt-partition']);
+  if (!source || !Number.isInteger(partition)) {
+    throw new Error(`${deadLetterId(deadLetter)} is not a dead letter (no dlt-topic and dlt-partition headers)`);
+  }
+  const original = Object.fromEntries(Object.entries(headers).filter(([name]) => !name.startsWith('dlt-')));
+  return {
+    back: {
+      topic: physicalTopicOf(source),
+      partition,
+      message: {
+        key: deadLetter.key,
+        value: deadLetter.value,
+        headers: {
+          ...original,
+          'dlt-earlier-reasons': JSON.stringify(reasonsOf(headers)),
+          'dlt-redriven-from': deadLetterId(deadLetter),
+        },
+      },
+    },
+    marker: {
+      partition: deadLetter.partition,
+      message: {
+        key: deadLetter.key,
+        value: null,
+        headers: {
+          'dlt-redrive-of': `${deadLetter.partition}/${deadLetter.offset}`,
+          'dlt-redriven-at': now.toISOString(),
+        },
+      },
+    },
+  };
+}

@@ -2,7 +2,15 @@ export * from './api-access.js';
 export * from './config.js';
 export * from './contract.js';
 export * from './context.js';
-export { DEAD_LETTER_HEADERS } from './dead-letters.js';
+export {
+  DEAD_LETTER_HEADERS,
+  deadLetterId,
+  reasonsOf,
+  REDRIVE_HEADERS,
+  REDRIVE_MARKER_HEADERS,
+  redriveRecords,
+  type DeadLetter,
+} from './dead-letters.js';
 export * from './decision.js';
 export * from './envelope.js';
 export * from './holds.js';
@@ -21,6 +29,7 @@ export * from './changelog.js';
 export * from './retention.js';
 export * from './row-store.js';
 export * from './topic-follower.js';
+export * from './topic-reader.js';
 export * from './transactions.js';
 export * from './state-table.js';
 export * from './telemetry.js';

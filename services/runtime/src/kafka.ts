@@ -93,14 +93,17 @@ export async function connectAdmin(admin: Admin): Promise<void> {
   }
 }
 
-/** A Kafka client, secured as kafkaSecurity says. */
-export function createKafka(clientId: string, brokers: string[], log: Logger): Kafka {
+/**
+ * A Kafka client, secured as kafkaSecurity says. A service rides out a broker that is restarting
+ * (`retries`, about 30 s in all); a command line says sooner that it cannot reach one.
+ */
+export function createKafka(clientId: string, brokers: string[], log: Logger, { retries = 10 } = {}): Kafka {
   return new Kafka({
     clientId,
     brokers,
     ...kafkaSecurity(),
     logLevel: logLevel.WARN,
-    retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 5_000 },
+    retry: { initialRetryTime: 100, retries, maxRetryTime: 5_000 },
     logCreator: () => {
       // A consumer that gave up waiting for a coordinator restarts itself: that restart is expected.
       let restartExpected = false;
