@@ -92,6 +92,10 @@ test('the OpenAPI document describes the API', async () => {
   expect(status).toBe(200);
   expect(body.openapi).toMatch(/^3\./);
   expect(Object.keys(body.paths)).toEqual(expect.arrayContaining(['/orders', '/orders/{id}']));
+  expect(Object.keys(body.paths['/orders/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
+  expect(Object.keys(body.paths['/orders/{id}'].delete.responses)).toEqual(
+    expect.arrayContaining(['202', '404', '409']),
+  );
   expect(body.paths['/orders'].post.requestBody.content['application/json'].schema.required).toEqual([
     'customerId',
     'items',

@@ -41,7 +41,7 @@ export const COMPONENTS = {
     ingress: 'public',
     egress: [],
     sagaSettings: ['stepTimeoutMs', 'compensationTimeoutMs', 'startTimeoutMs'],
-    endpoints: ['POST /orders', 'GET /orders/:id', 'GET /openapi.json', 'GET /asyncapi.json'],
+    endpoints: ['POST /orders', 'GET /orders/:id', 'DELETE /orders/:id', 'GET /openapi.json', 'GET /asyncapi.json'],
   },
   stock: {
     description: 'Stock reservations',

@@ -65,6 +65,10 @@ export const PAYLOADS = {
     { customerId: CustomerId, items: OrderItems, idempotencyKey: Type.Optional(Type.String({ maxLength: 200 })) },
     { additionalProperties: false },
   ),
+  'order.cancel': Type.Object(
+    { requestedBy: Type.String({ minLength: 1, maxLength: 200, description: 'Who asked: a customer, the operator' }) },
+    { additionalProperties: false },
+  ),
   'stock.check.request': Type.Object({ items: OrderItems }, { additionalProperties: false }),
   'stock.checked': Type.Union([
     Type.Object(

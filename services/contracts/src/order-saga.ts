@@ -14,6 +14,7 @@
  *   payment declined        -> stock.release, then order.failed once stock.released arrives
  *   a step times out        -> that step is compensated too (its effect may still land late),
  *                              then the earlier ones, then order.failed
+ *   order.cancel            -> as a timeout, and order.failed says "cancelled" (the engine's rule)
  */
 import { command, failureKindsOf, phasesOf, type SagaDefinition } from './saga-definition.js';
 

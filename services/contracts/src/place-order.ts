@@ -1,11 +1,11 @@
 /**
  * The one way an order is placed, whichever door it comes in by: the Order API's POST, or a
  * SagaOrder applied with kubectl (the controller). Both give the same id for the same customer
- * and key, and start the saga with the same message.
+ * and key, and start the saga with the same message. And the one way an order is cancelled.
  */
 import { initial, type Outgoing, type Publisher } from '@ordersaga/runtime';
 import type { OrderItem } from './messages.js';
-import { orderIdFor } from './order-state.js';
+import { orderIdFor, type SagaState } from './order-state.js';
 
 export interface OrderRequest {
   readonly customerId: string;
@@ -36,4 +36,19 @@ export async function placeOrder(
   );
   await publisher.publish(placed);
   return placed;
+}
+
+/**
+ * Publishes the order.cancel of a saga that has not ended, in its correlation: its saga then
+ * compensates what it did and ends FAILED, cancelled (a saga that ended meanwhile stays as it is).
+ */
+export async function cancelOrder(
+  publisher: Publisher,
+  saga: Pick<SagaState, 'orderId' | 'correlationId'>,
+  requestedBy: string,
+  now: Date,
+): Promise<Outgoing<'order.cancel'>> {
+  const cancel = initial('order.cancel', saga.orderId, { requestedBy }, now, saga.correlationId);
+  await publisher.publish(cancel);
+  return cancel;
 }

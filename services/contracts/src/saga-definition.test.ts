@@ -20,7 +20,7 @@ test("the order saga's phases: PENDING, one per step in order, then COMPENSATING
     'FAILED',
   ]);
   expect(ORDER_PHASES).toEqual(['PENDING', 'RESERVING', 'CHARGING', 'COMPENSATING', 'CONFIRMED', 'FAILED']);
-  expect(ORDER_FAILURE_KINDS).toEqual(['out_of_stock', 'unknown_sku', 'payment_declined', 'timeout']);
+  expect(ORDER_FAILURE_KINDS).toEqual(['out_of_stock', 'unknown_sku', 'payment_declined', 'timeout', 'cancelled']);
 });
 
 test('a step of its own is a phase of its own; a phase used twice is refused', () => {
@@ -46,7 +46,7 @@ test('a step of its own is a phase of its own; a phase used twice is refused', (
     'CONFIRMED',
     'FAILED',
   ]);
-  expect(failureKindsOf(saga(step('a', 'DOING_A')))).toEqual(['a_refused', 'timeout']);
+  expect(failureKindsOf(saga(step('a', 'DOING_A')))).toEqual(['a_refused', 'timeout', 'cancelled']);
   expect(() => phasesOf(saga(step('a', 'DOING'), step('b', 'DOING')))).toThrow(/phase DOING is used twice/);
   expect(() => phasesOf(saga(step('a', 'CONFIRMED')))).toThrow(/phase CONFIRMED is used twice/);
 });

@@ -58,6 +58,8 @@ export const FAILED = 'FAILED';
 
 /** The failure kind of a step that timed out. */
 export const TIMEOUT_KIND = 'timeout';
+/** The failure kind of a saga cancelled before it ended. */
+export const CANCELLED_KIND = 'cancelled';
 
 /** A saga's phases, in the order a saga goes through them. */
 export function phasesOf(saga: SagaDefinition): readonly string[] {
@@ -67,9 +69,9 @@ export function phasesOf(saga: SagaDefinition): readonly string[] {
   return phases;
 }
 
-/** Every failure kind a saga can end with: its steps' kinds and the timeout. */
+/** Every failure kind a saga can end with: its steps' kinds, the timeout and the cancel. */
 export function failureKindsOf(saga: SagaDefinition): readonly string[] {
-  return [...new Set([...saga.steps.flatMap((step) => step.failureKinds), TIMEOUT_KIND])];
+  return [...new Set([...saga.steps.flatMap((step) => step.failureKinds), TIMEOUT_KIND, CANCELLED_KIND])];
 }
 
 export const isTerminal = (phase: string) => phase === CONFIRMED || phase === FAILED;

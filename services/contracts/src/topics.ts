@@ -34,6 +34,12 @@ export const SAGA_TOPICS = {
     producer: 'order',
     consumers: ['order'],
   },
+  'order.cancel': {
+    description:
+      'Command: cancel an order whose saga has not ended (DELETE /orders/:id); its compensations run and it ends FAILED, cancelled.',
+    producer: 'order',
+    consumers: ['order'],
+  },
   'stock.check.request': {
     description: 'Command: reserve the items of an order (a hold, sold on confirmation).',
     producer: 'order',

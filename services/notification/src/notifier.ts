@@ -10,7 +10,7 @@
  * An event for an order with no such saga (a bug, a replay after retention, a foreign writer)
  * tells nobody anything: it goes to the dead-letter topic with the reason.
  */
-import type { SagaState } from '@ordersaga/contracts';
+import { CANCELLED_KIND, type SagaState } from '@ordersaga/contracts';
 import {
   type AnyEnvelope,
   type Decision,
@@ -89,7 +89,9 @@ export function createNotificationHandler(
     const text =
       message.type === 'order.confirmed'
         ? `Your order ${message.orderId} is confirmed: ${euros(message.payload.total)}.`
-        : `Your order ${message.orderId} could not be completed: ${message.payload.reason}.`;
+        : saga.failure?.kind === CANCELLED_KIND
+          ? `Your order ${message.orderId} is cancelled, as asked: nothing is charged.`
+          : `Your order ${message.orderId} could not be completed: ${message.payload.reason}.`;
     const webhook = webhooks[customerId];
     const notification: Notification = {
       orderId: message.orderId,

@@ -1,10 +1,12 @@
 /**
- * The Order API: place an order (which starts its saga) and follow it.
+ * The Order API: place an order (which starts its saga), follow it, cancel it while it runs.
  * Bodies are validated against the same schemas the saga messages use.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import {
+  cancelOrder,
   CustomerId,
+  isTerminal,
   newSaga,
   ORDER_PHASES,
   orderIdFor,
@@ -16,6 +18,7 @@ import {
 } from '@ordersaga/contracts';
 import { randomUUID } from 'node:crypto';
 import {
+  conflict,
   forbidden,
   mayActFor,
   notFound,
@@ -181,11 +184,7 @@ export async function orderApi(
       const existing = find(orderId);
       const retiredAt = table.retiredAt(orderId);
       if (!existing && retiredAt !== undefined) {
-        return reply.code(409).send({
-          statusCode: 409,
-          error: 'Conflict',
-          message: `${retired(orderId, retiredAt)}: this Idempotency-Key stood for it; use a new one`,
-        });
+        return conflict(reply, `${retired(orderId, retiredAt)}: this Idempotency-Key stood for it; use a new one`);
       }
       if (existing) {
         if (!sameOrder(existing, customerId, items)) return reused();
@@ -257,6 +256,61 @@ export async function orderApi(
         return forbidden(reply, `order ${request.params.id} is not ${request.caller!.subject}'s`);
       }
       return order;
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/orders/:id',
+    {
+      config: { ownerKey: (request) => (request.params as { id: string }).id },
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel an order whose saga has not ended: what it did is compensated, and it ends FAILED, cancelled',
+        description:
+          'Answers 202 with the order as it is; its saga then compensates and fails (follow it with GET). ' +
+          'An order that ended is not changed: 409. Cancelling twice is cancelling once.',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: {
+          202: OrderView,
+          401: ErrorBody,
+          403: ErrorBody,
+          404: ErrorBody,
+          409: ErrorBody,
+          429: ErrorBody,
+          503: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      const orderId = request.params.id;
+      const order = find(orderId);
+      if (!order) {
+        const retiredAt = table.retiredAt(orderId);
+        if (retiredAt === undefined) return notFound(reply, `order ${orderId} not found`);
+        return conflict(reply, `${retired(orderId, retiredAt)}: an ended order cannot be cancelled`);
+      }
+      if (!mayActFor(request, order.customerId))
+        return forbidden(reply, `order ${orderId} is not ${request.caller!.subject}'s`);
+      if (isTerminal(order.status)) {
+        const why = order.failureReason ? ` (${order.failureReason})` : '';
+        return conflict(
+          reply,
+          `order ${orderId} is ${order.status.toLowerCase()}${why}: an ended order cannot be cancelled`,
+        );
+      }
+      // Accepted a moment ago: the cancel is for its saga, which is waited for.
+      const saga = table.getCommitted(orderId) ?? (await table.whenCommitted(orderId, startTimeoutMs));
+      if (!saga) {
+        return unavailable(reply, `the saga of order ${orderId} did not start within ${startTimeoutMs} ms`, 1);
+      }
+      try {
+        await cancelOrder(publisher, saga, request.caller?.subject ?? 'the Order API', new Date());
+      } catch (err) {
+        request.log.error({ err, orderId }, 'could not publish order.cancel');
+        return unavailable(reply, 'Kafka is unavailable', 1);
+      }
+      request.log.info({ orderId }, 'order cancel requested');
+      return reply.code(202).send(view(saga));
     },
   );
 }

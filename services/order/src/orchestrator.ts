@@ -64,7 +64,10 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
       return saga ? {} : toDecision(start(message, context), message, context.now, context.traceparent);
     }
     if (!saga) throw new Error(`${message.type} for order ${message.orderId}, which has no saga`);
-    const transition = engine.onReply(saga, message, context.now);
+    const transition =
+      message.type === 'order.cancel'
+        ? engine.onCancel(saga, message.payload.requestedBy, context.now)
+        : engine.onReply(saga, message, context.now);
     return transition ? toDecision(transition, message, context.now, context.traceparent) : {};
   };
 

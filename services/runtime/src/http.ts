@@ -93,6 +93,11 @@ export function notFound(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(404).send({ statusCode: 404, error: 'Not Found', message });
 }
 
+/** The platform's 409: the request is sound, but what it asks for cannot be done to the thing as it is. */
+export function conflict(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(409).send({ statusCode: 409, error: 'Conflict', message });
+}
+
 /** The platform's 503: not now, with the reason, and when to ask again. */
 export function unavailable(reply: FastifyReply, message: string, retryAfterSeconds: number): FastifyReply {
   return reply

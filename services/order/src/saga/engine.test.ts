@@ -172,4 +172,45 @@ describe('saga engine', () => {
     expect(engine.onReply(confirmed.state, approved, at(40))).toBeNull();
     expect(engine.onTimeout(confirmed.state, at(99_999))).toBeNull();
   });
+
+  test('a cancel while a step is awaited undoes that step (it may still land) and the earlier ones, then fails cancelled', () => {
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    const cancelling = engine.onCancel(second.state, 'alice', at(20))!;
+    expect(cancelling.state).toMatchObject({
+      phase: 'COMPENSATING',
+      step: 'undoFirst',
+      failure: { step: 'second', reason: 'cancelled', kind: 'cancelled', timedOut: false },
+    });
+    expect(types(cancelling.send)).toEqual(['payment.cancel', 'stock.release']);
+    expect(cancelling.state.history.map((h) => h.event)).toContain('cancel requested by alice');
+    // The reply of the step cancelled comes late: nothing changes; the compensation's ends the saga.
+    expect(engine.onReply(cancelling.state, approved, at(30))).toBeNull();
+    const failed = engine.onReply(cancelling.state, released, at(40))!;
+    expect(failed.state).toMatchObject({ phase: 'FAILED', failure: { reason: 'cancelled', kind: 'cancelled' } });
+    expect(failed.send).toEqual([
+      { type: 'order.failed', payload: { customerId: 'alice', step: 'second', reason: 'cancelled' } },
+    ]);
+  });
+
+  test('a cancel of the first step undoes it; a second cancel, or one of an ended saga, changes nothing', () => {
+    const first = engine.start(placed, at(0));
+    const cancelling = engine.onCancel(first.state, 'operator', at(5))!;
+    expect(types(cancelling.send)).toEqual(['stock.release']);
+    expect(engine.onCancel(cancelling.state, 'operator', at(6))).toBeNull();
+    const failed = engine.onReply(cancelling.state, released, at(7))!;
+    expect(engine.onCancel(failed.state, 'operator', at(8))).toBeNull();
+    const confirmed = engine.onReply(engine.onReply(first.state, reserved, at(10))!.state, approved, at(20))!;
+    expect(engine.onCancel(confirmed.state, 'alice', at(30))).toBeNull();
+  });
+
+  test('a cancel while compensating lets the compensations run on, and the saga ends cancelled', () => {
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    const timedOut = engine.onTimeout(second.state, at(1_011))!;
+    expect(timedOut.state.failure?.kind).toBe('timeout');
+    const cancelled = engine.onCancel(timedOut.state, 'alice', at(1_100))!;
+    expect(cancelled.send).toEqual([]);
+    expect(cancelled.state).toMatchObject({ phase: 'COMPENSATING', step: 'undoFirst', failure: { kind: 'cancelled' } });
+    const failed = engine.onReply(cancelled.state, released, at(1_200))!;
+    expect(failed.state).toMatchObject({ phase: 'FAILED', failure: { reason: 'cancelled' } });
+  });
 });

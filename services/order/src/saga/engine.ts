@@ -13,6 +13,9 @@
  *   still ends, since the compensation command is durable in Kafka and will be applied.
  * - Replies that do not match what the saga awaits (duplicates, late replies after a timeout,
  *   replays) change nothing.
+ * - A cancel stops a saga that has not ended as a timeout does: the step awaited may still take
+ *   effect, so it is compensated too, then the others, and the saga ends FAILED, cancelled. A
+ *   saga already compensating goes on doing so, and ends cancelled; one that ended stays as it is.
  * - A step's reply handled after the step's deadline is late, whenever it was sent: the step
  *   times out (and is compensated). So a saga confirms within its steps' timeouts of starting,
  *   which is what lets the participants release a hold no saga made final after a hold time.
@@ -23,6 +26,7 @@
  */
 import type { AnyEnvelope, WorkSpan } from '@ordersaga/runtime';
 import {
+  CANCELLED_KIND,
   COMPENSATING,
   CONFIRMED,
   FAILED,
@@ -71,6 +75,12 @@ export class SagaEngine {
   /** The awaited reply did not come in time. Null when the saga is not overdue. */
   onTimeout(saga: SagaState, now: Date): Transition | null {
     const move = this.moveOnTimeout(saga, now);
+    return move && this.toTransition(saga, move);
+  }
+
+  /** The saga was asked to stop. Null when there is nothing to change: it ended, or it is already cancelled. */
+  onCancel(saga: SagaState, requestedBy: string, now: Date): Transition | null {
+    const move = this.moveOnCancel(saga, requestedBy, now);
     return move && this.toTransition(saga, move);
   }
 
@@ -143,6 +153,26 @@ export class SagaEngine {
       compensations: this.compensationsOf([step.name, ...[...saga.completed].reverse()]),
     };
     return this.compensate(failed, now, []);
+  }
+
+  private moveOnCancel(saga: SagaState, requestedBy: string, now: Date): Move | null {
+    if (isTerminal(saga.phase) || saga.failure?.kind === CANCELLED_KIND) return null;
+    const requested = record(saga, now, `cancel requested by ${requestedBy}`);
+    const failure = {
+      step: saga.failure?.step ?? saga.step ?? 'none',
+      reason: 'cancelled',
+      kind: CANCELLED_KIND,
+      timedOut: false,
+    };
+    // Compensating already: that goes on, and the saga ends cancelled rather than for its first failure.
+    if (saga.phase === COMPENSATING) return { state: { ...requested, failure }, send: [] };
+    const cancelled: SagaState = {
+      ...requested,
+      failure,
+      // The step awaited may still take effect (its command is out), so it is undone first.
+      compensations: this.compensationsOf([...(saga.step ? [saga.step] : []), ...[...saga.completed].reverse()]),
+    };
+    return this.compensate(cancelled, now, []);
   }
 
   private runStep(index: number, saga: SagaState, now: Date, sent: Command[]): Move {
