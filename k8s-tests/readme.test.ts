@@ -93,28 +93,33 @@ test('the chart README: a 0.1 release upgraded as it says, keeping its topics an
     '--set',
     'auth.enabled=false',
   ]);
-  const uids = async () =>
-    Object.fromEntries(
-      (await cluster.json(['get', 'kafkatopics,kafkausers', '-n', 'ordersaga'])).items.map((o: any) => [
-        `${o.kind}/${o.metadata.name}`,
-        o.metadata.uid,
-      ]),
-    );
-  const before = await uids();
-  expect(Object.keys(before)).toContain('KafkaTopic/order.placed');
+  // Uninstalled whatever happens: the next test installs a release of the same name.
+  try {
+    const uids = async () =>
+      Object.fromEntries(
+        (await cluster.json(['get', 'kafkatopics,kafkausers', '-n', 'ordersaga'])).items.map((o: any) => [
+          `${o.kind}/${o.metadata.name}`,
+          o.metadata.uid,
+        ]),
+      );
+    const before = await uids();
+    expect(Object.keys(before)).toContain('KafkaTopic/order.placed');
 
-  const { output, left } = await runAsWritten(
-    shellBlocks(join('charts', 'ordersaga', 'README.md'), { heading: 'Upgrading from chart 0.1' }),
-  );
-  expect(left).toEqual([]);
-  expect(output).toMatch(/has been upgraded/);
-  // The same KafkaTopics and KafkaUsers (so the same topics and credentials), new Deployments.
-  expect(await uids()).toEqual(before);
-  const order = await cluster.json(['get', 'deployment', 'ordersaga-order', '-n', 'ordersaga']);
-  expect(order.spec.selector.matchLabels).toMatchObject({ 'app.kubernetes.io/instance': 'ordersaga' });
-  const config = await cluster.json(['get', 'configmap', 'ordersaga-order', '-n', 'ordersaga']);
-  expect(config.data.ORDERSAGA_NAMESPACE).toBe('');
-  await cluster.helm(['uninstall', 'ordersaga', '-n', 'ordersaga', '--wait']);
+    const { output, left } = await runAsWritten(
+      shellBlocks(join('charts', 'ordersaga', 'README.md'), { heading: 'Upgrading from chart 0.1' }),
+    );
+    expect(left).toEqual([]);
+    expect(output).toMatch(/has been upgraded/);
+    // The same KafkaTopics and KafkaUsers (so the same topics and credentials), and the new
+    // chart's new topics beside them; new Deployments.
+    expect(await uids()).toMatchObject(before);
+    const order = await cluster.json(['get', 'deployment', 'ordersaga-order', '-n', 'ordersaga']);
+    expect(order.spec.selector.matchLabels).toMatchObject({ 'app.kubernetes.io/instance': 'ordersaga' });
+    const config = await cluster.json(['get', 'configmap', 'ordersaga-order', '-n', 'ordersaga']);
+    expect(config.data.ORDERSAGA_NAMESPACE).toBe('');
+  } finally {
+    await cluster.helm(['uninstall', 'ordersaga', '-n', 'ordersaga', '--wait']);
+  }
 });
 
 test('the chart README: installed into its own namespace, a second release beside it, the CRD upgraded as it says', async () => {
