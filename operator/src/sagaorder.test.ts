@@ -75,6 +75,22 @@ test('a failed saga gives the kind of its failure as the condition reason', () =
     reason: 'UnknownSku',
     message: 'unknown SKU NOPE-1',
   });
+  // Cancelled (DELETE /orders/:id): its own reason, whatever failure it was compensating.
+  const cancelled = statusOf(
+    {
+      ...saga,
+      phase: 'FAILED',
+      step: null,
+      failure: { step: 'chargePayment', reason: 'cancelled', kind: 'cancelled', timedOut: false },
+    },
+    undefined,
+    now,
+  );
+  expect(cancelled.conditions!.find((c) => c.type === 'Succeeded')).toMatchObject({
+    status: 'False',
+    reason: 'Cancelled',
+    message: 'cancelled',
+  });
 });
 
 test('a condition keeps its transition time while its status stays', () => {
