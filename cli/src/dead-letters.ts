@@ -60,14 +60,11 @@ export async function listDeadLetters(
   const entries: DeadLetterEntry[] = [];
   for (const topic of topicsOf(filter)) {
     const dlt = deadLetterTopicOf(topic as never);
-    const records = await session.read(dlt);
+    const records = (await session.read(dlt)).map((r) => ({ ...r, headers: headersToStrings(r.message.headers) }));
     const redriven = new Map<string, string>();
-    for (const { message } of records) {
-      const headers = headersToStrings(message.headers);
+    for (const { headers } of records)
       if (headers['dlt-redrive-of']) redriven.set(headers['dlt-redrive-of'], headers['dlt-redriven-at'] ?? '');
-    }
-    for (const { partition, message } of records) {
-      const headers = headersToStrings(message.headers);
+    for (const { partition, message, headers } of records) {
       if (headers['dlt-redrive-of'] || !headers['dlt-topic']) continue;
       const at = headers['dlt-at'] ?? new Date(Number(message.timestamp)).toISOString();
       const [earlier, last] = [reasonsOf(headers).slice(0, -1), headers['dlt-reason'] ?? ''];
@@ -96,13 +93,25 @@ export async function listDeadLetters(
   return entries;
 }
 
-/** One dead letter by its id. */
-export async function findDeadLetter(session: KafkaSession, id: string, now: Date): Promise<DeadLetterEntry> {
-  const match = /^(.+\.dlt)\/(\d+)\/(\d+)$/.exec(id);
-  if (!match) throw new UsageError(`${id} is no dead letter's id: <topic>.dlt/<partition>/<offset>, as dlt list shows`);
-  const found = (await listDeadLetters(session, { topic: match[1]! }, now)).find((e) => e.id === id);
-  if (!found) throw new Error(`no dead letter ${id}`);
-  return found;
+/** Dead letters by their ids, each dead-letter topic read once. */
+export async function findDeadLetters(
+  session: KafkaSession,
+  ids: readonly string[],
+  now: Date,
+): Promise<DeadLetterEntry[]> {
+  const topics = ids.map((id) => {
+    const match = /^(.+\.dlt)\/(\d+)\/(\d+)$/.exec(id);
+    if (!match)
+      throw new UsageError(`${id} is no dead letter's id: <topic>.dlt/<partition>/<offset>, as dlt list shows`);
+    return match[1]!;
+  });
+  const byTopic = new Map<string, DeadLetterEntry[]>();
+  for (const topic of new Set(topics)) byTopic.set(topic, await listDeadLetters(session, { topic }, now));
+  return ids.map((id, i) => {
+    const found = byTopic.get(topics[i]!)!.find((e) => e.id === id);
+    if (!found) throw new Error(`no dead letter ${id}`);
+    return found;
+  });
 }
 
 export interface RedriveOutcome {

@@ -16,7 +16,7 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
 }) as typeof process.emitWarning;
 import type { SagaState } from '@ordersaga/contracts';
 import {
-  findDeadLetter,
+  findDeadLetters,
   listDeadLetters,
   redrive,
   UsageError,
@@ -132,7 +132,7 @@ async function run(args: string[]): Promise<number> {
       }
       case 'dlt show': {
         if (rest.length !== 1) throw new UsageError('dlt show takes one id');
-        const entry = await findDeadLetter(session, rest[0]!, now);
+        const entry = (await findDeadLetters(session, rest, now))[0]!;
         if (values.json) json(entry);
         else {
           out(
@@ -151,7 +151,7 @@ async function run(args: string[]): Promise<number> {
           throw new UsageError('dlt redrive takes ids, or --all with the filters (--topic, --reason, --kind)');
         const entries = values.all
           ? await listDeadLetters(session, filterOf(values), now)
-          : await Promise.all(rest.map((id) => findDeadLetter(session, id, now)));
+          : await findDeadLetters(session, rest, now);
         const outcome = await redrive(session, entries, now, (done, total) => {
           if (total > 100) process.stderr.write(`redriven ${done}/${total}\n`);
         });

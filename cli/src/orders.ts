@@ -3,7 +3,7 @@
  * A retired order (its row deleted after ORDER_RETENTION) is not listed.
  */
 import type { SagaState } from '@ordersaga/contracts';
-import { isRuntimeKey, type StoredRow } from '@ordersaga/runtime';
+import { isRuntimeKey, rowOf } from '@ordersaga/runtime';
 import type { KafkaSession } from './kafka-session.js';
 
 export interface OrderFilter {
@@ -13,11 +13,11 @@ export interface OrderFilter {
 
 export async function readOrders(session: KafkaSession): Promise<Map<string, SagaState>> {
   const orders = new Map<string, SagaState>();
-  for (const { message } of await session.read('order.state')) {
-    const key = message.key?.toString('utf8') ?? '';
-    if (isRuntimeKey(key)) continue;
-    if (message.value === null) orders.delete(key);
-    else orders.set(key, (JSON.parse(message.value.toString('utf8')) as StoredRow<SagaState>).value);
+  for (const { message, partition } of await session.read('order.state')) {
+    if (isRuntimeKey(message.key?.toString('utf8') ?? '')) continue;
+    const [key, row] = rowOf<SagaState>(message, partition);
+    if (row) orders.set(key, row.value);
+    else orders.delete(key);
   }
   return orders;
 }
