@@ -8,6 +8,7 @@ import type { TSchema } from '@sinclair/typebox';
 import {
   CustomerId,
   OrderItems,
+  RETRY_ANNOTATION,
   SAGAORDER_GROUP,
   SAGAORDER_KIND,
   SAGAORDER_PHASES,
@@ -75,6 +76,13 @@ export function sagaOrderCrd() {
             { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
             { name: 'Step', type: 'string', jsonPath: '.status.currentStep' },
             { name: 'Reason', type: 'string', jsonPath: '.status.reason', priority: 0 },
+            {
+              name: 'Attempt',
+              type: 'integer',
+              description: 'Which run of the saga: 2, 3... after retries',
+              jsonPath: '.status.attempt',
+              priority: 1,
+            },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {
@@ -107,6 +115,16 @@ export function sagaOrderCrd() {
                     currentStep: string('The saga step (or compensation) awaiting a reply.'),
                     total: string('Total in EUR, e.g. "99.80".'),
                     reason: string('Why the order failed.'),
+                    attempt: {
+                      type: 'integer',
+                      minimum: 1,
+                      description: `Which run of the saga: 1, then 2, 3... after retries (annotation ${RETRY_ANNOTATION}).`,
+                    },
+                    retryTokens: {
+                      type: 'array',
+                      description: 'The retry tokens the saga has taken, newest last: each is taken once.',
+                      items: { type: 'string' },
+                    },
                     correlationId: string(),
                     traceId: string(),
                     placedAt: dateTime,

@@ -8,6 +8,9 @@
  * - it acts only on its install's SagaOrders (RELEASE_LABEL names its release, or no release when
  *   it has none): several installs share a namespace. Adopting, it also claims those that name no
  *   install, by labelling them at the version it saw, so that of two claimants one wins;
+ * - a Failed SagaOrder annotated with a retry token (RETRY_ANNOTATION) has its saga run again,
+ *   once per token, as POST /orders/:id/retry would; a retry it cannot take is refused with a
+ *   Warning Event that says why;
  * - finished SagaOrders are deleted once their TTL has passed.
  *
  * The saga never waits for Kubernetes: changes only mark an order dirty, and a rate-limited
@@ -15,13 +18,20 @@
  * while the API server is away the dirty set simply waits.
  */
 import { makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import { Value } from '@sinclair/typebox/value';
 import {
+  attemptOf,
   CONFIRMED,
   isTerminal as sagaEnded,
   orderIdFor,
+  orderSaga,
   PENDING,
   placeOrder,
   RELEASE_LABEL,
+  RETRY_ANNOTATION,
+  retryOrder,
+  retryRefusal,
+  RetryToken,
   SAGAORDER_GROUP,
   SAGAORDER_PLURAL,
   SAGAORDER_VERSION,
@@ -84,6 +94,9 @@ export interface ControllerOptions {
 export class Controller {
   private readonly dirty = new Set<string>();
   private readonly toPlace = new Set<string>();
+  /** Orders whose SagaOrder asks for a retry not yet acted on, and the token last acted on per order. */
+  private readonly toRetry = new Set<string>();
+  private readonly retriesDone = new Map<string, string>();
   /** SagaOrders that name no install, by name, to be claimed for ours. */
   private readonly toClaim = new Map<string, SagaOrder>();
   /** SagaOrders by order id, from the watch and from our own writes. */
@@ -159,6 +172,8 @@ export class Controller {
     this.byOrderId.set(orderId, order);
     // Applied by a user (the controller's own objects carry the order-id label) and not placed yet.
     if (!order.status?.orderId && !order.metadata.labels?.[ORDER_ID_LABEL]) this.toPlace.add(orderId);
+    const retry = order.metadata.annotations?.[RETRY_ANNOTATION];
+    if (retry !== undefined && this.retriesDone.get(orderId) !== retry) this.toRetry.add(orderId);
     this.kick();
   }
 
@@ -181,6 +196,7 @@ export class Controller {
         try {
           await this.claimUnlabelled();
           await this.placeNewOrders();
+          await this.requestRetries();
           await this.mirrorDirty();
           if (Date.now() - lastSweep > 1_000) {
             await this.deleteExpired();
@@ -259,6 +275,44 @@ export class Controller {
     }
   }
 
+  /** SagaOrders annotated with a retry token: ask the saga for it once, or say why it cannot be. */
+  private async requestRetries(): Promise<void> {
+    const { sagas, publisher, kube, log, identity } = this.options;
+    for (const orderId of [...this.toRetry]) {
+      const order = this.byOrderId.get(orderId);
+      const token = order?.metadata.annotations?.[RETRY_ANNOTATION];
+      const saga = sagas.get(orderId);
+      if (!order || token === undefined) {
+        this.toRetry.delete(orderId);
+        continue;
+      }
+      if (!saga) continue; // not placed yet: its saga comes
+      const name = order.metadata.name!;
+      const refusal = saga.retryTokens?.includes(token)
+        ? undefined
+        : Value.Check(RetryToken, token)
+          ? retryRefusal(orderSaga, saga)
+          : `retry token "${token}" is not 1 to 100 of A-Z a-z 0-9 . _ : -`;
+      if (refusal) {
+        await kube.recordEvent(order, 'Warning', 'RetryRefused', `retry ${token} refused: ${refusal}`, identity);
+        log.warn({ orderId, sagaOrder: name, token }, `retry refused: ${refusal}`);
+      } else if (!saga.retryTokens?.includes(token)) {
+        await retryOrder(publisher, saga, token, `SagaOrder ${name}`, new Date());
+        const attempt = attemptOf(saga) + 1;
+        await kube.recordEvent(
+          order,
+          'Normal',
+          'RetryRequested',
+          `retry ${token}: attempt ${attempt} of order ${orderId}`,
+          identity,
+        );
+        log.info({ orderId, sagaOrder: name, token }, 'retry requested from SagaOrder');
+      }
+      this.retriesDone.set(orderId, token);
+      this.toRetry.delete(orderId);
+    }
+  }
+
   private async mirrorDirty(): Promise<void> {
     for (const orderId of [...this.dirty]) {
       // Taken off first: a change that lands while this write is in flight marks it again.
@@ -296,6 +350,16 @@ export class Controller {
     this.byOrderId.set(orderId, updated);
     mirrorLag.observe(Math.max(0, now.getTime() - Date.parse(saga.updatedAt)) / 1000);
     reconciles.inc({ result: 'written' });
+    if ((status.attempt ?? 1) > (order.status?.attempt ?? 1)) {
+      const retry = saga.retryTokens?.at(-1);
+      await kube.recordEvent(
+        updated,
+        'Normal',
+        'AttemptStarted',
+        `attempt ${status.attempt} of order ${orderId} started${retry ? ` (retry ${retry})` : ''}`,
+        identity,
+      );
+    }
     if (!isTerminal(order.status?.phase) && isTerminal(status.phase)) {
       const confirmed = status.phase === sagaOrderPhase(CONFIRMED);
       await kube.recordEvent(

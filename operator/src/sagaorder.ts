@@ -2,6 +2,7 @@
  * The SagaOrder resource and how a saga's state maps onto it. Pure: no API calls here.
  */
 import {
+  attemptOf,
   CONFIRMED,
   FAILED,
   isTerminal as sagaEnded,
@@ -29,6 +30,8 @@ export interface SagaOrderStatus {
   currentStep?: string;
   total?: string;
   reason?: string;
+  attempt?: number;
+  retryTokens?: string[];
   correlationId?: string;
   traceId?: string;
   placedAt?: string;
@@ -49,6 +52,7 @@ export interface SagaOrder {
     resourceVersion?: string;
     creationTimestamp?: Date;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
   };
   spec: { customerId: string; items: OrderItem[] };
   status?: SagaOrderStatus;
@@ -126,6 +130,8 @@ export function statusOf(
     ...(saga.step ? { currentStep: saga.step } : {}),
     ...(saga.total !== undefined ? { total: euros(saga.total) } : {}),
     ...(reason ? { reason } : {}),
+    attempt: attemptOf(saga),
+    ...(saga.retryTokens?.length ? { retryTokens: [...saga.retryTokens] } : {}),
     correlationId: saga.correlationId,
     ...(saga.traceId ? { traceId: saga.traceId } : {}),
     placedAt: saga.placedAt,

@@ -4,11 +4,12 @@
  * Two kinds of rows share `billing.state`, each on the partition of the messages that change it:
  *
  * - per customer (key `customer:<id>`, on the partition of the customerId): its credit — seeded,
- *   topped up, charged, held — beside a row per order it answered (`hold:<id>:<orderId>`) and
+ *   topped up, charged, held — beside a row per order it answered (`hold:<id>:<attemptKey>`) and
  *   per top-up. Only the replica that owns that partition decides on them (the `billing.credit.*` topics are keyed by customerId), so
  *   two orders can never both spend the last euro: available = credit + toppedUp - charged -
  *   held, never below zero.
- * - per order (key orderId, on the saga's partition): the payment, as the saga knows it. A
+ * - per order (key its `attemptKey`: the orderId, `<orderId>@2` for a retry; on the saga's
+ *   partition): the payment, as the saga knows it. A
  *   `payment.request` goes to the customer's owner; its answer becomes the `payment.result`.
  *
  * A payment is authorized first (a hold on the customer's credit) and captured only by
@@ -16,7 +17,7 @@
  * captured nor voided within the hold time is voided by the clock (holdExpiry): a request no
  * saga follows up (a bug, a replay, a foreign writer) never takes money.
  */
-import { ownerKeyOf } from '@ordersaga/contracts';
+import { attemptKey, attemptOf, expiryCause, ownerKeyOf } from '@ordersaga/contracts';
 import {
   keyedBy,
   reply,
@@ -45,7 +46,7 @@ export interface CustomerCredit {
 }
 
 /**
- * What a customer's owner did for one order (key `hold:<customerId>:<orderId>`, on the
+ * What a customer's owner did for one order (key `hold:<customerId>:<attemptKey>`, on the
  * customer's partition): a request, a void or a capture sent again finds it and changes nothing.
  */
 export interface CreditHold {
@@ -96,7 +97,11 @@ export interface AccountView {
 }
 
 export const customerKey = (customerId: string) => `customer:${customerId}`;
-const holdKey = (customerId: string, orderId: string) => `hold:${customerId}:${orderId}`;
+const holdKey = (customerId: string, attempt: string) => `hold:${customerId}:${attempt}`;
+
+/** The id of the payment of one run of an order's saga (an `Id`: no '@'). */
+const paymentIdOf = (run: { orderId: string; attempt?: number }) =>
+  attemptOf(run) === 1 ? `pay-${run.orderId}` : `pay-${run.orderId}.${attemptOf(run)}`;
 const topUpKey = (customerId: string, topUpId: string) => `top-up:${customerId}:${topUpId}`;
 
 /** A row by key: the handler's view, or what is committed (for reads over HTTP). */
@@ -149,14 +154,9 @@ export function authorizationHold(holdMs: number): HoldRules<BillingRow> {
     holdMs,
     heldUntil: (p) => (isPayment(p) && p.status === 'authorized' ? (p.heldUntil ?? 0) : undefined),
     expire: (p, reason, now) => settle(p as Payment, 'voided', now, reason),
-    giveBack: (orderId, p, _reason, now) => [
+    giveBack: (key, p, _reason, now) => [
       keyedBy(
-        reply(
-          { id: `expired-${orderId}`, orderId, correlationId: orderId },
-          'billing.credit.void',
-          { customerId: (p as Payment).customerId },
-          now,
-        ),
+        reply(expiryCause(key), 'billing.credit.void', { customerId: (p as Payment).customerId }, now),
         (p as Payment).customerId,
       ),
     ],
@@ -186,12 +186,12 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         if (now.getTime() > expiresAt) {
           const reason = 'payment request expired: the saga stopped waiting for it';
           return {
-            put: [[message.orderId, { kind: 'order', status: 'declined', customerId, amount, reason, at }]],
+            put: [[attemptKey(message), { kind: 'order', status: 'declined', customerId, amount, reason, at }]],
             send: [reply(message, 'payment.result', { result: 'declined', reason }, now)],
           };
         }
         return {
-          put: [[message.orderId, { kind: 'order', status: 'authorizing', customerId, amount, at }]],
+          put: [[attemptKey(message), { kind: 'order', status: 'authorizing', customerId, amount, at }]],
           send: [keyedBy(reply(message, 'billing.credit.authorize', { customerId, amount }, now), customerId)],
         };
       }
@@ -202,14 +202,14 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         const answer: Answer = message.payload;
         if (answer.result === 'declined') {
           return {
-            put: [[message.orderId, { ...existing, status: 'declined', reason: answer.reason, at }]],
+            put: [[attemptKey(message), { ...existing, status: 'declined', reason: answer.reason, at }]],
             send: [reply(message, 'payment.result', answer, now)],
           };
         }
         return {
           put: [
             [
-              message.orderId,
+              attemptKey(message),
               { ...existing, status: 'authorized', paymentId: answer.paymentId, at, heldUntil: now.getTime() + holdMs },
             ],
           ],
@@ -222,7 +222,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         if (!existing) {
           // Cancelled before requested: the request, when it comes, finds this row and is refused.
           return {
-            put: [[message.orderId, { kind: 'order', status: 'cancelled', customerId: '', amount: 0, reason, at }]],
+            put: [[attemptKey(message), { kind: 'order', status: 'cancelled', customerId: '', amount: 0, reason, at }]],
           };
         }
         if (existing.status === 'captured') {
@@ -230,7 +230,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         }
         if (existing.status !== 'authorized' && existing.status !== 'authorizing') return {};
         return {
-          put: [[message.orderId, settle(existing, 'voided', now, reason)]],
+          put: [[attemptKey(message), settle(existing, 'voided', now, reason)]],
           send: [toCustomer('billing.credit.void', existing.customerId)],
         };
       }
@@ -243,7 +243,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
           );
         }
         return {
-          put: [[message.orderId, settle(existing, 'captured', now)]],
+          put: [[attemptKey(message), settle(existing, 'captured', now)]],
           send: [toCustomer('billing.credit.capture', existing.customerId)],
         };
       }
@@ -258,10 +258,10 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
     const at = now.toISOString();
     const { customerId } = message.payload as { customerId: string };
     const credit = creditOf(customerId, (key) => state.get(key), seeds);
-    const hold = state.get(holdKey(customerId, message.orderId)) as CreditHold | undefined;
+    const hold = state.get(holdKey(customerId, attemptKey(message))) as CreditHold | undefined;
     const creditRow = (next: CustomerCredit): [string, BillingRow] => [customerKey(customerId), { ...next, at }];
     const holdRow = (status: CreditHold['status'], amount: number): [string, BillingRow] => [
-      holdKey(customerId, message.orderId),
+      holdKey(customerId, attemptKey(message)),
       { kind: 'hold', status, amount, at },
     ];
     switch (message.type) {
@@ -280,7 +280,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         if (available < amount) return refuse(`insufficient credit: ${amount} requested, ${available} available`);
         return {
           put: [creditRow({ ...credit, held: credit.held + amount }), holdRow('held', amount)],
-          send: [answer({ result: 'approved', paymentId: `pay-${message.orderId}`, amount })],
+          send: [answer({ result: 'approved', paymentId: paymentIdOf(message), amount })],
         };
       }
 
@@ -318,9 +318,9 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
     if (ownerKeyOf(message.type) === 'customerId') {
       return forCustomer(message, state, now);
     }
-    const existing = state.get(message.orderId);
+    const existing = state.get(attemptKey(message));
     if (existing !== undefined && !isPayment(existing)) {
-      throw new Error(`${message.orderId} names a customer's row, not an order's`);
+      throw new Error(`${attemptKey(message)} names a customer's row, not an order's`);
     }
     return forOrder(message, existing, now);
   };

@@ -5,6 +5,7 @@ import {
   CommandHeaders,
   commandIdOf,
   CustomerId,
+  newestAttemptKey,
   orderRetentionMs,
   serviceContract,
 } from '@ordersaga/contracts';
@@ -109,7 +110,9 @@ main(async () => {
       );
       const byOrder = { ownerKey: (request: FastifyRequest) => (request.params as { orderId: string }).orderId };
       app.get<{ Params: { orderId: string } }>('/payments/:orderId', { config: byOrder }, async (request, reply) => {
-        const payment = committed(request.params.orderId);
+        // A retried order has a payment per run: the newest is the one that counts.
+        const run = newestAttemptKey(request.params.orderId, (key) => committed(key)?.kind === 'order');
+        const payment = run === undefined ? undefined : committed(run);
         if (payment?.kind !== 'order') return notFound(reply, `no payment for ${request.params.orderId}`);
         if (!mayActFor(request, payment.customerId)) {
           return forbidden(reply, `payment ${request.params.orderId} is not this token's customer's`);

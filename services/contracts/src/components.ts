@@ -41,7 +41,14 @@ export const COMPONENTS = {
     ingress: 'public',
     egress: [],
     sagaSettings: ['stepTimeoutMs', 'compensationTimeoutMs', 'startTimeoutMs'],
-    endpoints: ['POST /orders', 'GET /orders/:id', 'DELETE /orders/:id', 'GET /openapi.json', 'GET /asyncapi.json'],
+    endpoints: [
+      'POST /orders',
+      'GET /orders/:id',
+      'DELETE /orders/:id',
+      'POST /orders/:id/retry',
+      'GET /openapi.json',
+      'GET /asyncapi.json',
+    ],
   },
   stock: {
     description: 'Stock reservations',
@@ -85,8 +92,8 @@ export const COMPONENTS = {
     ingress: 'metrics-only',
     egress: ['kube-apiserver'],
     endpoints: [],
-    // It follows the sagas, and places the orders of SagaOrders applied with kubectl.
-    kafka: { reads: ['order.state', 'order.placed'], writes: ['order.placed'] },
+    // It follows the sagas, places the orders of SagaOrders applied with kubectl, and asks for the retries annotated on them.
+    kafka: { reads: ['order.state', 'order.placed'], writes: ['order.placed', 'order.retry'] },
   },
 } as const satisfies Record<string, ComponentSpec>;
 

@@ -59,6 +59,14 @@ export const CommandHeaders = Type.Object({
 export const commandIdOf = (headers: Static<typeof CommandHeaders>): string =>
   headers['idempotency-key'] ?? randomUUID();
 
+/** Names a retry of an order: the same token asks for one retry, however often it is sent. */
+export const RetryToken = Type.String({
+  minLength: 1,
+  maxLength: 100,
+  pattern: '^[A-Za-z0-9._:-]+$',
+  description: 'Names a retry: the same token asks for one retry, however often it is sent',
+});
+
 /** Payload schema of each saga topic; the message type is the topic name. */
 export const PAYLOADS = {
   'order.placed': Type.Object(
@@ -67,6 +75,13 @@ export const PAYLOADS = {
   ),
   'order.cancel': Type.Object(
     { requestedBy: Type.String({ minLength: 1, maxLength: 200, description: 'Who asked: a customer, the operator' }) },
+    { additionalProperties: false },
+  ),
+  'order.retry': Type.Object(
+    {
+      token: RetryToken,
+      requestedBy: Type.String({ minLength: 1, maxLength: 200, description: 'Who asked: a customer, the operator' }),
+    },
     { additionalProperties: false },
   ),
   'stock.check.request': Type.Object({ items: OrderItems }, { additionalProperties: false }),

@@ -15,6 +15,10 @@
  *   a step times out        -> that step is compensated too (its effect may still land late),
  *                              then the earlier ones, then order.failed
  *   order.cancel            -> as a timeout, and order.failed says "cancelled" (the engine's rule)
+ *
+ *   order.retry of a FAILED order (out of stock, declined, timed out; not unknown SKU nor
+ *   cancelled) -> the saga runs again from its first step, as attempt 2, 3...: its failure undid
+ *   every step before the one that failed.
  */
 import { command, failureKindsOf, phasesOf, type SagaDefinition } from './saga-definition.js';
 
@@ -39,6 +43,8 @@ export const orderSaga: SagaDefinition = {
         }
       },
       failureKinds: ['out_of_stock', 'unknown_sku'],
+      // Stock may come back (a restock); a SKU that is not in the catalogue will not.
+      retryableKinds: ['out_of_stock'],
       compensation: {
         name: 'releaseStock',
         command: (_saga, reason) => command('stock.release', { reason }),
@@ -60,6 +66,7 @@ export const orderSaga: SagaDefinition = {
           : { ok: false, kind: 'payment_declined', reason: `payment declined: ${result.reason}` };
       },
       failureKinds: ['payment_declined'],
+      retryableKinds: ['payment_declined'],
       compensation: {
         name: 'cancelPayment',
         command: (_saga, reason) => command('payment.cancel', { reason }),

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Envelope } from '@ordersaga/runtime';
+import { MAX_ATTEMPT, type Cause, type Envelope } from '@ordersaga/runtime';
 import type { OrderItem, PricedLine } from './messages.js';
 import { PENDING } from './saga-definition.js';
 
@@ -48,9 +48,46 @@ export interface SagaState {
   readonly total?: number;
   readonly paymentId?: string;
   readonly failure?: Failure;
+  /** Which run of the saga this is: absent for the first, 2, 3... once retried (POST /orders/:id/retry). */
+  readonly attempt?: number;
+  /** The tokens of the retries asked for so far (the newest last): each is taken once. */
+  readonly retryTokens?: readonly string[];
   readonly history: readonly HistoryEntry[];
   readonly placedAt: string;
   readonly updatedAt: string;
+}
+
+/** The run of the saga a message or a saga state belongs to: 1 for the first. */
+export const attemptOf = (of: { readonly attempt?: number }): number => of.attempt ?? 1;
+
+/**
+ * The key of one run of an order's saga in a participant's state: the orderId for the first
+ * run, `<orderId>@<attempt>` for a retry, so that each run reserves, charges and is told of anew.
+ */
+export function attemptKey(of: { readonly orderId: string; readonly attempt?: number }): string {
+  const attempt = attemptOf(of);
+  return attempt === 1 ? of.orderId : `${of.orderId}@${attempt}`;
+}
+
+/** The order and attempt an `attemptKey` names (an orderId never holds '@'). */
+function fromAttemptKey(key: string): { orderId: string; attempt?: number } {
+  const at = key.lastIndexOf('@');
+  return at < 0 ? { orderId: key } : { orderId: key.slice(0, at), attempt: Number(key.slice(at + 1)) };
+}
+
+/** What a participant sends when the hold of the run `key` expires is caused by no message: this stands for one. */
+export function expiryCause(key: string): Cause {
+  const run = fromAttemptKey(key);
+  return { id: `expired-${key}`, ...run, correlationId: run.orderId };
+}
+
+/** The key of the newest run of an order that `has` a row for (GET of a payment, a notification). */
+export function newestAttemptKey(orderId: string, has: (key: string) => boolean): string | undefined {
+  for (let attempt = MAX_ATTEMPT; attempt >= 1; attempt--) {
+    const key = attemptKey({ orderId, attempt });
+    if (has(key)) return key;
+  }
+  return undefined;
 }
 
 /**

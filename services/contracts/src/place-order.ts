@@ -1,7 +1,8 @@
 /**
  * The one way an order is placed, whichever door it comes in by: the Order API's POST, or a
  * SagaOrder applied with kubectl (the controller). Both give the same id for the same customer
- * and key, and start the saga with the same message. And the one way an order is cancelled.
+ * and key, and start the saga with the same message. And the one way an order is cancelled, or
+ * retried.
  */
 import { initial, type Outgoing, type Publisher } from '@ordersaga/runtime';
 import type { OrderItem } from './messages.js';
@@ -51,4 +52,20 @@ export async function cancelOrder(
   const cancel = initial('order.cancel', saga.orderId, { requestedBy }, now, saga.correlationId);
   await publisher.publish(cancel);
   return cancel;
+}
+
+/**
+ * Publishes the order.retry of a failed saga, in its correlation: its saga then runs again as a
+ * new attempt, once per token (a saga that cannot be retried records the refusal).
+ */
+export async function retryOrder(
+  publisher: Publisher,
+  saga: Pick<SagaState, 'orderId' | 'correlationId'>,
+  token: string,
+  requestedBy: string,
+  now: Date,
+): Promise<Outgoing<'order.retry'>> {
+  const retry = initial('order.retry', saga.orderId, { token, requestedBy }, now, saga.correlationId);
+  await publisher.publish(retry);
+  return retry;
 }

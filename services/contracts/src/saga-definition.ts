@@ -8,8 +8,8 @@
  * Order API's schema, the SagaOrder CRD's phase enum and the controller's mapping all read them
  * from `phasesOf`.
  */
-import type { AnyEnvelope, Payload, SagaTopic } from '@ordersaga/runtime';
-import type { SagaState } from './order-state.js';
+import { MAX_ATTEMPT, type AnyEnvelope, type Payload, type SagaTopic } from '@ordersaga/runtime';
+import { attemptOf, type SagaState } from './order-state.js';
 
 /** A message the saga sends: its topic is its type. */
 export type Command = { [T in SagaTopic]: { readonly type: T; readonly payload: Payload<T> } }[SagaTopic];
@@ -39,6 +39,8 @@ export interface Step {
   readonly onReply: (saga: SagaState, reply: AnyEnvelope) => StepOutcome;
   /** Every `kind` its failures can have: metric labels and condition reasons, known in advance. */
   readonly failureKinds: readonly string[];
+  /** Those of its failure kinds a retry may mend: what can change meanwhile (stock back, a top-up). */
+  readonly retryableKinds?: readonly string[];
   readonly compensation?: Compensation;
 }
 
@@ -75,3 +77,18 @@ export function failureKindsOf(saga: SagaDefinition): readonly string[] {
 }
 
 export const isTerminal = (phase: string) => phase === CONFIRMED || phase === FAILED;
+
+/**
+ * Why a saga cannot be run again, or undefined when it can: only a FAILED one, for a failure a
+ * retry may mend (a step's retryable kinds, or a timeout; never a cancel), at most MAX_ATTEMPT times.
+ */
+export function retryRefusal(definition: SagaDefinition, saga: SagaState): string | undefined {
+  const { orderId, phase, failure } = saga;
+  if (phase !== FAILED) return `order ${orderId} is ${phase.toLowerCase()}: only a failed order can be retried`;
+  const kind = failure?.kind ?? 'unknown';
+  const retryable = kind === TIMEOUT_KIND || definition.steps.some((step) => step.retryableKinds?.includes(kind));
+  if (!retryable)
+    return `order ${orderId} failed for good (${kind}: ${failure?.reason ?? 'no reason'}): a retry cannot mend it`;
+  if (attemptOf(saga) >= MAX_ATTEMPT) return `order ${orderId} has run ${MAX_ATTEMPT} times, the most a saga may`;
+  return undefined;
+}

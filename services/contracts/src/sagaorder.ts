@@ -17,6 +17,12 @@ export const SAGAORDER_PLURAL = 'sagaorders';
  */
 export const RELEASE_LABEL = 'app.kubernetes.io/instance';
 
+/**
+ * Set on a Failed SagaOrder to run its saga again (`kubectl annotate sagaorder <name>
+ * ordersaga.dev/retry=<token>`): once per token, as POST /orders/:id/retry with that token.
+ */
+export const RETRY_ANNOTATION = `${SAGAORDER_GROUP}/retry`;
+
 /** A saga's phase as a SagaOrder shows it: RESERVING -> Reserving. */
 export type SagaOrderPhase = string;
 

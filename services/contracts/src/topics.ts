@@ -40,6 +40,12 @@ export const SAGA_TOPICS = {
     producer: 'order',
     consumers: ['order'],
   },
+  'order.retry': {
+    description:
+      'Command: run a failed saga again from its first step, as a new attempt of the same order (POST /orders/:id/retry, a SagaOrder retry annotation); once per token.',
+    producer: 'order',
+    consumers: ['order'],
+  },
   'stock.check.request': {
     description: 'Command: reserve the items of an order (a hold, sold on confirmation).',
     producer: 'order',

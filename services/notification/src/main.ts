@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { CustomerId, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
+import { CustomerId, newestAttemptKey, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
 import {
   createLogger,
   envInt,
@@ -89,7 +89,9 @@ main(async () => {
         '/notifications/:orderId',
         { config: byOrder },
         async (request, reply) => {
-          const notification = table.getCommitted(request.params.orderId);
+          // A retried order is told of each run: the newest is given.
+          const run = newestAttemptKey(request.params.orderId, (key) => table.getCommitted(key) !== undefined);
+          const notification = run === undefined ? undefined : table.getCommitted(run);
           if (!notification) {
             return notFound(reply, `no notification for order ${request.params.orderId}`);
           }

@@ -1,9 +1,11 @@
 /**
- * The Order API: place an order (which starts its saga), follow it, cancel it while it runs.
+ * The Order API: place an order (which starts its saga), follow it, cancel it while it runs,
+ * retry it once it failed.
  * Bodies are validated against the same schemas the saga messages use.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import {
+  attemptOf,
   cancelOrder,
   CustomerId,
   isTerminal,
@@ -11,8 +13,12 @@ import {
   ORDER_PHASES,
   orderIdFor,
   OrderItems,
+  orderSaga,
   placeOrder,
   PricedLine,
+  retryOrder,
+  retryRefusal,
+  RetryToken,
   type OrderItem,
   type SagaState,
 } from '@ordersaga/contracts';
@@ -54,6 +60,7 @@ const OrderView = Type.Object({
   items: OrderItems,
   status: Phase,
   step: Type.Union([Type.String(), Type.Null()]),
+  attempt: Type.Integer({ minimum: 1, description: 'Which run of its saga: 1, then 2, 3... after retries' }),
   total: Type.Optional(Type.Integer({ description: 'Total in cents, known once stock is reserved' })),
   lines: Type.Optional(Type.Array(PricedLine)),
   paymentId: Type.Optional(Type.String()),
@@ -73,6 +80,10 @@ const OrderView = Type.Object({
 });
 type OrderView = Static<typeof OrderView>;
 
+const RetryHeaders = Type.Object({
+  'idempotency-key': Type.Optional({ ...RetryToken, description: 'The retry token (a new one when not given)' }),
+});
+
 const ErrorBody = Type.Object({ statusCode: Type.Integer(), error: Type.String(), message: Type.String() });
 
 function view(saga: SagaState): OrderView {
@@ -82,6 +93,7 @@ function view(saga: SagaState): OrderView {
     items: [...saga.items],
     status: saga.phase,
     step: saga.step,
+    attempt: attemptOf(saga),
     ...(saga.total !== undefined ? { total: saga.total } : {}),
     ...(saga.lines ? { lines: [...saga.lines] } : {}),
     ...(saga.paymentId ? { paymentId: saga.paymentId } : {}),
@@ -310,6 +322,59 @@ export async function orderApi(
         return unavailable(reply, 'Kafka is unavailable', 1);
       }
       request.log.info({ orderId }, 'order cancel requested');
+      return reply.code(202).send(view(saga));
+    },
+  );
+  app.post<{ Params: { id: string }; Headers: Static<typeof RetryHeaders> }>(
+    '/orders/:id/retry',
+    {
+      config: { ownerKey: (request) => (request.params as { id: string }).id },
+      schema: {
+        tags: ['orders'],
+        summary: 'Run a failed order again from its first step, as a new attempt of the same order',
+        description:
+          'Answers 202 with the order as it is; its saga then runs again (follow it with GET: `attempt` counts the runs). ' +
+          'Only a failure a retry may mend is retried: out of stock (after a restock), payment declined (after a top-up), ' +
+          'a step timed out; not an unknown SKU nor a cancel: 409 with why, as for an order that has not failed. ' +
+          'The same Idempotency-Key asks for one retry, however often it is sent.',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        headers: RetryHeaders,
+        response: {
+          202: OrderView,
+          401: ErrorBody,
+          403: ErrorBody,
+          404: ErrorBody,
+          409: ErrorBody,
+          429: ErrorBody,
+          503: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      const orderId = request.params.id;
+      const saga = table.getCommitted(orderId);
+      if (!saga) {
+        const retiredAt = table.retiredAt(orderId);
+        if (retiredAt !== undefined) return conflict(reply, `${retired(orderId, retiredAt)}: it cannot be retried`);
+        // Accepted a moment ago, its saga not started yet: it has not failed.
+        if (accepted.has(orderId))
+          return conflict(reply, `order ${orderId} is pending: only a failed order can be retried`);
+        return notFound(reply, `order ${orderId} not found`);
+      }
+      if (!mayActFor(request, saga.customerId))
+        return forbidden(reply, `order ${orderId} is not ${request.caller!.subject}'s`);
+      const token = request.headers['idempotency-key'] ?? randomUUID();
+      // This retry was taken already: the order as it is now.
+      if (saga.retryTokens?.includes(token)) return reply.code(202).send(view(saga));
+      const refusal = retryRefusal(orderSaga, saga);
+      if (refusal) return conflict(reply, refusal);
+      try {
+        await retryOrder(publisher, saga, token, request.caller?.subject ?? 'the Order API', new Date());
+      } catch (err) {
+        request.log.error({ err, orderId }, 'could not publish order.retry');
+        return unavailable(reply, 'Kafka is unavailable; retry with the same Idempotency-Key', 1);
+      }
+      request.log.info({ orderId, token }, 'order retry requested');
       return reply.code(202).send(view(saga));
     },
   );

@@ -8,6 +8,7 @@ import { isTerminal, newSaga, orderSaga, type SagaState } from '@ordersaga/contr
 import {
   reply,
   type AnyEnvelope,
+  type Cause,
   type Decision,
   type Envelope,
   type Handler,
@@ -20,13 +21,13 @@ import {
 } from '@ordersaga/runtime';
 import { SagaEngine, type SagaTimeouts, type Transition } from './saga/engine.js';
 
-type Cause = Pick<Envelope, 'id' | 'orderId' | 'correlationId'>;
-
+/** The commands of a transition are caused by what led to it, and belong to the saga's attempt. */
 function toDecision(transition: Transition, cause: Cause, now: Date, traceparent?: string): Decision<SagaState> {
   const state = traceparent ? { ...transition.state, traceparent } : transition.state;
+  const ofAttempt = { ...cause, attempt: state.attempt };
   return {
     put: [[state.orderId, state]],
-    send: transition.send.map((c) => reply(cause, c.type, c.payload, now)),
+    send: transition.send.map((c) => reply(ofAttempt, c.type, c.payload, now)),
     span: transition.span,
   };
 }
@@ -67,7 +68,9 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
     const transition =
       message.type === 'order.cancel'
         ? engine.onCancel(saga, message.payload.requestedBy, context.now)
-        : engine.onReply(saga, message, context.now);
+        : message.type === 'order.retry'
+          ? engine.onRetry(saga, message.payload.token, message.payload.requestedBy, context.now)
+          : engine.onReply(saga, message, context.now);
     return transition ? toDecision(transition, message, context.now, context.traceparent) : {};
   };
 

@@ -13,6 +13,11 @@ export interface Envelope<T extends SagaTopic = SagaTopic> {
   type: T;
   version: typeof SCHEMA_VERSION;
   orderId: string;
+  /**
+   * Which run of the saga the message belongs to, once it has been run again (a retry): 2, 3...
+   * Absent for the first run. Replies carry their cause's, so participants keep each run apart.
+   */
+  attempt?: number;
   correlationId: string;
   causationId: string | null;
   timestamp: string;
@@ -21,6 +26,9 @@ export interface Envelope<T extends SagaTopic = SagaTopic> {
 
 /** Any saga message, discriminated by `type` so handlers can switch on it. */
 export type AnyEnvelope = { [T in SagaTopic]: Envelope<T> }[SagaTopic];
+
+/** The highest `attempt` a message may carry: a saga is not run again for ever. */
+export const MAX_ATTEMPT = 100;
 
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
 
@@ -32,6 +40,7 @@ export function envelopeSchema(type: string, payload: TSchema) {
       type: Type.Literal(type),
       version: Type.Literal(SCHEMA_VERSION),
       orderId: Id,
+      attempt: Type.Optional(Type.Integer({ minimum: 2, maximum: MAX_ATTEMPT })),
       correlationId: Id,
       causationId: Type.Union([Id, Type.Null()]),
       timestamp: Type.String({ minLength: 20, maxLength: 40 }),
@@ -62,16 +71,11 @@ export function keyedBy<T extends SagaTopic>(out: Outgoing<T>, key: string): Out
   return { ...out, key };
 }
 
-/**
- * Builds the message that `cause` leads to: same order, same correlation, caused by it.
- * `id` may be fixed by the caller to make a reply deterministic.
- */
-export function reply<T extends SagaTopic>(
-  cause: Pick<Envelope, 'id' | 'orderId' | 'correlationId'>,
-  type: T,
-  payload: Payload<T>,
-  now: Date,
-): Outgoing<T> {
+/** What a message needs of the one that caused it. */
+export type Cause = Pick<Envelope, 'id' | 'orderId' | 'correlationId' | 'attempt'>;
+
+/** Builds the message that `cause` leads to: same order, same attempt, same correlation, caused by it. */
+export function reply<T extends SagaTopic>(cause: Cause, type: T, payload: Payload<T>, now: Date): Outgoing<T> {
   return {
     topic: type,
     envelope: {
@@ -79,6 +83,7 @@ export function reply<T extends SagaTopic>(
       type,
       version: SCHEMA_VERSION,
       orderId: cause.orderId,
+      ...(cause.attempt !== undefined && cause.attempt > 1 ? { attempt: cause.attempt } : {}),
       correlationId: cause.correlationId,
       causationId: cause.id,
       timestamp: now.toISOString(),

@@ -4,11 +4,11 @@
  * Two kinds of rows share `stock.state`, each on the partition of the messages that change it:
  *
  * - per SKU (key `sku:<SKU>`, on the partition of the SKU): its units — seeded, restocked, sold,
- *   held — beside a row per order it answered (`hold:<SKU>:<orderId>`) and per restock. Only the
+ *   held — beside a row per order it answered (`hold:<SKU>:<attemptKey>`) and per restock. Only the
  *   replica that owns that partition decides on them (the `stock.sku.*` topics are keyed by
  *   SKU), so two orders can never both take the last unit: available = initial + restocked -
  *   sold - held, never below zero.
- * - per order (key orderId, on the saga's partition): what the order asked for and where its
+ * - per order (key its `attemptKey`: the orderId, `<orderId>@2` for a retry; on the saga's partition): what the order asked for and where its
  *   reservation stands. A `stock.check.request` is split into one request per SKU, sent to each
  *   SKU's owner; when every answer is in, the order is reserved all or nothing (the SKUs that
  *   held for it are released if one could not) and the saga gets one `stock.checked`.
@@ -17,11 +17,12 @@
  * and one that neither happens to within the hold time is released by the clock (holdExpiry),
  * so a request no saga follows up (a bug, a replay, a foreign writer) never keeps stock.
  */
-import { ownerKeyOf, type OrderItem, type PricedLine } from '@ordersaga/contracts';
+import { attemptKey, expiryCause, ownerKeyOf, type OrderItem, type PricedLine } from '@ordersaga/contracts';
 import {
   keyedBy,
   reply,
   type AnyEnvelope,
+  type Cause,
   type Decision,
   type Envelope,
   type HandlerContext,
@@ -53,7 +54,7 @@ export interface SkuUnits {
 }
 
 /**
- * What a SKU's owner did for one order (key `hold:<SKU>:<orderId>`, on the SKU's partition):
+ * What a SKU's owner did for one order (key `hold:<SKU>:<attemptKey>`, on the SKU's partition):
  * a request, a release or a sale sent again finds it and changes nothing.
  */
 export interface SkuHold {
@@ -103,7 +104,7 @@ export interface StockLevel {
 }
 
 export const skuKey = (sku: string) => `sku:${sku}`;
-const holdKey = (sku: string, orderId: string) => `hold:${sku}:${orderId}`;
+const holdKey = (sku: string, attempt: string) => `hold:${sku}:${attempt}`;
 const restockKey = (sku: string, restockId: string) => `restock:${sku}:${restockId}`;
 
 const isReservation = (row: StockRow | undefined): row is Reservation => row?.kind === 'order';
@@ -147,11 +148,7 @@ function demand(items: readonly OrderItem[]): Map<string, number> {
 }
 
 /** The messages that give an order's units back to each of its SKUs' owners. */
-function releaseAll(
-  cause: Pick<Envelope, 'id' | 'orderId' | 'correlationId'>,
-  skus: Iterable<string>,
-  now: Date,
-): Outgoing[] {
+function releaseAll(cause: Cause, skus: Iterable<string>, now: Date): Outgoing[] {
   return [...skus].map((sku) => keyedBy(reply(cause, 'stock.sku.release', { sku }, now), sku));
 }
 
@@ -177,12 +174,7 @@ export function reservationHold(holdMs: number): HoldRules<StockRow> {
       const { heldUntil: _expired, ...rest } = r as Reservation;
       return { ...rest, status: 'released', reason, at: now.toISOString() };
     },
-    giveBack: (orderId, r, _reason, now) =>
-      releaseAll(
-        { id: `expired-${orderId}`, orderId, correlationId: orderId },
-        demand((r as Reservation).items).keys(),
-        now,
-      ),
+    giveBack: (key, r, _reason, now) => releaseAll(expiryCause(key), demand((r as Reservation).items).keys(), now),
     settledBy: ['order.confirmed'],
   };
 }
@@ -199,7 +191,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         return {
           put: [
             [
-              message.orderId,
+              attemptKey(message),
               {
                 kind: 'order',
                 status: 'reserving',
@@ -222,7 +214,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         if (existing?.status !== 'reserving' || !existing.awaiting?.includes(sku)) return {};
         const answers = { ...existing.answers, [sku]: message.payload };
         const awaiting = existing.awaiting.filter((s) => s !== sku);
-        if (awaiting.length > 0) return { put: [[message.orderId, { ...existing, awaiting, answers, at }]] };
+        if (awaiting.length > 0) return { put: [[attemptKey(message), { ...existing, awaiting, answers, at }]] };
         return decide(message, existing, answers, now);
       }
 
@@ -236,7 +228,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         const items = existing?.items ?? [];
         const { heldUntil: _released, awaiting: _a, ...rest } = existing ?? { kind: 'order' as const, items };
         return {
-          put: [[message.orderId, { ...rest, kind: 'order', items, status: 'released', reason, at }]],
+          put: [[attemptKey(message), { ...rest, kind: 'order', items, status: 'released', reason, at }]],
           send: [
             ...releaseAll(message, demand(items).keys(), now),
             reply(
@@ -256,7 +248,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         }
         const { heldUntil: _settled, ...sold } = existing;
         return {
-          put: [[message.orderId, { ...sold, status: 'sold', at }]],
+          put: [[attemptKey(message), { ...sold, status: 'sold', at }]],
           send: [...demand(existing.items).keys()].map((sku) =>
             keyedBy(reply(message, 'stock.sku.sell', { sku }, now), sku),
           ),
@@ -288,7 +280,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
       const { awaiting: _done, ...rest } = existing;
       return {
         put: [
-          [message.orderId, { ...rest, answers, status: 'reserved', lines, at, heldUntil: now.getTime() + holdMs }],
+          [attemptKey(message), { ...rest, answers, status: 'reserved', lines, at, heldUntil: now.getTime() + holdMs }],
         ],
         send: [reply(message, 'stock.checked', { result: 'reserved', lines, total }, now)],
       };
@@ -300,7 +292,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
     const held = all.filter((a) => a.result === 'reserved').map((a) => a.sku);
     const { awaiting: _done, ...rest } = existing;
     return {
-      put: [[message.orderId, { ...rest, answers, status: 'rejected', reason, at }]],
+      put: [[attemptKey(message), { ...rest, answers, status: 'rejected', reason, at }]],
       send: [
         ...releaseAll(message, held, now),
         reply(
@@ -320,10 +312,10 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
     const at = now.toISOString();
     const { sku } = message.payload as { sku: string };
     const units = unitsOf(sku, (key) => state.get(key), catalog);
-    const hold = state.get(holdKey(sku, message.orderId)) as SkuHold | undefined;
+    const hold = state.get(holdKey(sku, attemptKey(message))) as SkuHold | undefined;
     const unitsRow = (next: SkuUnits): [string, StockRow] => [skuKey(sku), { ...next, at }];
     const holdRow = (status: SkuHold['status'], quantity: number): [string, StockRow] => [
-      holdKey(sku, message.orderId),
+      holdKey(sku, attemptKey(message)),
       { kind: 'hold', status, quantity, at },
     ];
     switch (message.type) {
@@ -381,9 +373,9 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
     if (ownerKeyOf(message.type) === 'sku') {
       return forSku(message, state, now);
     }
-    const existing = state.get(message.orderId);
+    const existing = state.get(attemptKey(message));
     if (existing !== undefined && !isReservation(existing)) {
-      throw new Error(`${message.orderId} names a SKU's row, not an order's`);
+      throw new Error(`${attemptKey(message)} names a SKU's row, not an order's`);
     }
     return forOrder(message, existing, now);
   };

@@ -5,7 +5,17 @@
  */
 import { command, type SagaDefinition } from '@ordersaga/contracts';
 import { SagaEngine } from './engine.js';
-import { approved, at, declined, placed, released, reserved, t0, types } from '../../../../tests/support/saga.js';
+import {
+  approved,
+  at,
+  declined,
+  insufficient,
+  placed,
+  released,
+  reserved,
+  t0,
+  types,
+} from '../../../../tests/support/saga.js';
 
 const testSaga: SagaDefinition = {
   name: 'testSaga',
@@ -37,6 +47,7 @@ const testSaga: SagaDefinition = {
           ? { ok: true, update: {}, event: 'second done' }
           : { ok: false, kind: 'second_refused', reason: 'second refused' },
       failureKinds: ['second_refused'],
+      retryableKinds: ['second_refused'],
       compensation: { name: 'undoSecond', command: (_saga, reason) => command('payment.cancel', { reason }) },
     },
   ],
@@ -212,5 +223,75 @@ describe('saga engine', () => {
     expect(cancelled.state).toMatchObject({ phase: 'COMPENSATING', step: 'undoFirst', failure: { kind: 'cancelled' } });
     const failed = engine.onReply(cancelled.state, released, at(1_200))!;
     expect(failed.state).toMatchObject({ phase: 'FAILED', failure: { reason: 'cancelled' } });
+  });
+
+  /** A saga declined at the second step, compensated, FAILED. */
+  const declinedSaga = () => {
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    return engine.onReply(engine.onReply(second.state, declined, at(20))!.state, released, at(30))!.state;
+  };
+
+  test('a retry runs a failed saga again from its first step, as its next attempt, its history kept', () => {
+    const failed = declinedSaga();
+    const retried = engine.onRetry(failed, 't1', 'alice', at(100))!;
+    expect(retried.state).toMatchObject({
+      phase: 'RESERVING',
+      step: 'first',
+      attempt: 2,
+      retryTokens: ['t1'],
+      completed: [],
+      compensations: [],
+      deadline: at(1_100).getTime(),
+    });
+    expect(retried.state.failure).toBeUndefined();
+    expect(retried.state.total).toBeUndefined();
+    expect(types(retried.send)).toEqual(['stock.check.request']);
+    expect(retried.state.history.map((h) => h.event)).toEqual([
+      ...failed.history.map((h) => h.event),
+      'retry t1 requested by alice: attempt 2',
+      'first requested',
+    ]);
+    expect(retried.span.attributes).toMatchObject({ 'ordersaga.saga.attempt': 2 });
+    // Its replies are the second attempt's: the first's, late, change nothing.
+    expect(engine.onReply(retried.state, reserved, at(110))).toBeNull();
+    const second = engine.onReply(retried.state, { ...reserved, attempt: 2 }, at(110))!;
+    const confirmed = engine.onReply(second.state, { ...approved, attempt: 2 }, at(120))!;
+    expect(confirmed.state).toMatchObject({ phase: 'CONFIRMED', attempt: 2 });
+  });
+
+  test('a retry token is taken once; a retry the saga cannot take is recorded with why, and changes nothing else', () => {
+    const retried = engine.onRetry(declinedSaga(), 't1', 'alice', at(100))!;
+    expect(engine.onRetry(retried.state, 't1', 'alice', at(101))).toBeNull();
+    // Running: not failed.
+    const running = engine.onRetry(retried.state, 't2', 'alice', at(102))!;
+    expect(running.send).toEqual([]);
+    expect(running.state).toMatchObject({ phase: 'RESERVING', attempt: 2, retryTokens: ['t1', 't2'] });
+    expect(running.state.history.at(-1)!.event).toBe(
+      'retry t2 requested by alice: refused, order o-1 is reserving: only a failed order can be retried',
+    );
+    expect(engine.onRetry(running.state, 't2', 'alice', at(103))).toBeNull();
+    // A failure no retry mends (the first step's kind is not retryable), and a cancel.
+    const ended = engine.onReply(engine.start(placed, at(0)).state, insufficient, at(10))!.state;
+    expect(ended.phase).toBe('FAILED');
+    expect(engine.onRetry(ended, 't3', 'alice', at(30))!.state.history.at(-1)!.event).toMatch(
+      /refused, order o-1 failed for good \(first_refused: first refused\)/,
+    );
+    const cancelled = engine.onReply(
+      engine.onCancel(engine.start(placed, at(0)).state, 'alice', at(5))!.state,
+      released,
+      at(6),
+    )!;
+    expect(engine.onRetry(cancelled.state, 't4', 'alice', at(7))!.send).toEqual([]);
+  });
+
+  test('a saga timed out is retried; it is not run more than MAX_ATTEMPT times', () => {
+    const second = engine.onReply(engine.start(placed, at(0)).state, reserved, at(10))!;
+    const compensating = engine.onTimeout(second.state, at(1_011))!;
+    const failed = engine.onReply(compensating.state, released, at(1_020))!.state;
+    expect(failed.failure?.kind).toBe('timeout');
+    expect(types(engine.onRetry(failed, 't1', 'bob', at(1_030))!.send)).toEqual(['stock.check.request']);
+    const worn = engine.onRetry({ ...failed, attempt: 100 }, 't2', 'bob', at(1_030))!;
+    expect(worn.send).toEqual([]);
+    expect(worn.state.history.at(-1)!.event).toMatch(/has run 100 times, the most a saga may/);
   });
 });

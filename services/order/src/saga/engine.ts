@@ -16,6 +16,10 @@
  * - A cancel stops a saga that has not ended as a timeout does: the step awaited may still take
  *   effect, so it is compensated too, then the others, and the saga ends FAILED, cancelled. A
  *   saga already compensating goes on doing so, and ends cancelled; one that ended stays as it is.
+ * - A retry runs a FAILED saga again from its first step, as its next attempt (its failure undid
+ *   every step before the one that failed); its history goes on. Each token is taken once; a
+ *   retry the saga cannot take (`retryRefusal`) is recorded, and changes nothing else. Replies
+ *   of an earlier attempt change nothing.
  * - A step's reply handled after the step's deadline is late, whenever it was sent: the step
  *   times out (and is compensated). So a saga confirms within its steps' timeouts of starting,
  *   which is what lets the participants release a hold no saga made final after a hold time.
@@ -26,11 +30,14 @@
  */
 import type { AnyEnvelope, WorkSpan } from '@ordersaga/runtime';
 import {
+  attemptOf,
   CANCELLED_KIND,
   COMPENSATING,
   CONFIRMED,
   FAILED,
   isTerminal,
+  PENDING,
+  retryRefusal,
   TIMEOUT_KIND,
   type Command,
   type Compensation,
@@ -54,6 +61,8 @@ export interface Transition {
 type Move = Omit<Transition, 'span'>;
 
 const MAX_HISTORY = 50;
+/** The retry tokens a saga remembers: far more than anybody sends again. */
+const MAX_RETRY_TOKENS = 20;
 
 export class SagaEngine {
   constructor(
@@ -84,6 +93,30 @@ export class SagaEngine {
     return move && this.toTransition(saga, move);
   }
 
+  /**
+   * A retry was asked for, named by `token`. Null when that token was taken already; a retry
+   * the saga cannot take is recorded (with why) and changes nothing else.
+   */
+  onRetry(saga: SagaState, token: string, requestedBy: string, now: Date): Transition | null {
+    if (saga.retryTokens?.includes(token)) return null;
+    const retryTokens = [...(saga.retryTokens ?? []), token].slice(-MAX_RETRY_TOKENS);
+    const refusal = retryRefusal(this.definition, saga);
+    const asked = `retry ${token} requested by ${requestedBy}`;
+    if (refusal)
+      return this.toTransition(saga, {
+        state: record({ ...saga, retryTokens }, now, `${asked}: refused, ${refusal}`),
+        send: [],
+      });
+    const { failure: _mended, lines: _l, total: _t, paymentId: _p, ...rest } = saga;
+    const attempt = attemptOf(saga) + 1;
+    const again: SagaState = record(
+      { ...rest, attempt, retryTokens, phase: PENDING, step: null, deadline: null, completed: [], compensations: [] },
+      now,
+      `${asked}: attempt ${attempt}`,
+    );
+    return this.toTransition(saga, this.runStep(0, again, now, []));
+  }
+
   /** Trims the history, and describes the span from what the move changed since `before`. */
   private toTransition(before: SagaState, { state, send }: Move): Transition {
     const { name } = this.definition;
@@ -97,6 +130,7 @@ export class SagaEngine {
           'ordersaga.saga.name': name,
           'ordersaga.saga.phase': state.phase,
           ...(state.step ? { 'ordersaga.saga.step': state.step } : {}),
+          ...(state.attempt ? { 'ordersaga.saga.attempt': state.attempt } : {}),
           'ordersaga.order_id': state.orderId,
         },
         events: state.history.slice(before.history.length).map((entry) => entry.event),
@@ -106,7 +140,7 @@ export class SagaEngine {
   }
 
   private moveOnReply(saga: SagaState, reply: AnyEnvelope, now: Date): Move | null {
-    if (isTerminal(saga.phase) || saga.step === null) return null;
+    if (isTerminal(saga.phase) || saga.step === null || attemptOf(reply) !== attemptOf(saga)) return null;
 
     if (saga.phase === COMPENSATING) {
       const compensation = this.compensation(saga.step);
