@@ -3,7 +3,10 @@
  */
 import { SAGA_TOPICS } from '@ordersaga/contracts';
 import { deadLetterTopicOf, type SagaTopic } from '@ordersaga/runtime';
-import { eventually, type Stack } from './stack.js';
+import { eventually, type Stack, type TopicRecord } from './stack.js';
+
+/** The attempt of the saga a record belongs to. */
+const attemptOf = (record: TopicRecord) => (record.json?.attempt as number | undefined) ?? 1;
 
 export interface World {
   readonly catalog: Record<string, { quantity: number; price: number }>;
@@ -12,7 +15,8 @@ export interface World {
 
 /**
  * Waits for every order ever placed in this stack (every key of order.placed) to finish, then
- * checks the five invariants over all of them. Returns the orders.
+ * checks the five invariants over all of them. A retried order is checked over its attempts:
+ * each ended once (the earlier ones failed) and was told of once. Returns the orders.
  */
 export async function expectInvariants(stack: Stack, world: World, timeoutMs = 60_000) {
   const orderIds = [...new Set((await stack.readTopic('order.placed')).map((r) => r.key!))];
@@ -31,8 +35,11 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
     )),
   ];
   for (const order of orders) {
-    const events = terminalEvents.filter((r) => r.key === order.orderId);
-    expect(events.map((e) => e.json.type)).toEqual([order.status === 'CONFIRMED' ? 'order.confirmed' : 'order.failed']);
+    const events = terminalEvents.filter((r) => r.key === order.orderId).sort((a, b) => attemptOf(a) - attemptOf(b));
+    expect(events.map((e) => [attemptOf(e), e.json.type])).toEqual([
+      ...Array.from({ length: order.attempt - 1 }, (_, i) => [i + 1, 'order.failed']),
+      [order.attempt, order.status === 'CONFIRMED' ? 'order.confirmed' : 'order.failed'],
+    ]);
   }
 
   // 2. Stock is conserved, and a failed order holds nothing (no order is in flight now).
@@ -66,7 +73,9 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
     if (status === 200) expect(['declined', 'cancelled', 'voided']).toContain(payment.status);
   }
   const approvals = (await stack.readTopic('payment.result')).filter((r) => r.json?.payload?.result === 'approved');
-  for (const order of confirmed) expect(approvals.filter((r) => r.key === order.orderId)).toHaveLength(1);
+  for (const order of confirmed) {
+    expect(approvals.filter((r) => r.key === order.orderId && attemptOf(r) === order.attempt)).toHaveLength(1);
+  }
   for (const customerId of Object.keys(world.accounts)) {
     const { body: account } = await stack.http('billing', `/accounts/${customerId}`);
     expect({ customerId, held: account.held, charged: account.charged }).toEqual({
@@ -76,14 +85,15 @@ export async function expectInvariants(stack: Stack, world: World, timeoutMs = 6
     });
   }
 
-  // 4. Exactly one customer notification per terminal order.
+  // 4. Exactly one customer notification per terminal order (per attempt of a retried one).
+  const runs = orders.reduce((sum, order) => sum + order.attempt, 0);
   const notifications = await eventually('a notification per order', async () => {
     const { body } = await stack.http('notification', '/notifications?limit=1000');
     const mine = (body as any[]).filter((n) => orderIds.includes(n.orderId));
-    return mine.length >= orderIds.length ? mine : undefined;
+    return mine.length >= runs ? mine : undefined;
   });
-  expect(new Set(notifications.map((n) => n.orderId)).size).toBe(orderIds.length);
-  expect(notifications).toHaveLength(orderIds.length);
+  expect(new Set(notifications.map((n) => `${n.orderId}@${n.attempt ?? 1}`)).size).toBe(runs);
+  expect(notifications).toHaveLength(runs);
 
   // 5. Nothing dropped silently: in this world no message was unprocessable.
   for (const topic of Object.keys(SAGA_TOPICS) as SagaTopic[]) {
