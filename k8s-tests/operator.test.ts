@@ -17,6 +17,8 @@ let cluster: TestCluster;
 let stack: Stack;
 /** A kubeconfig with the controller's ServiceAccount token: it runs with its RBAC, not as admin. */
 let operatorKubeconfig: string;
+/** Orders of the first test, that the retry test takes up. */
+const ended: { confirmed?: string; declined?: string } = {};
 
 const operatorEnv = (extra: Record<string, string> = {}) => ({
   KUBECONFIG: operatorKubeconfig,
@@ -83,6 +85,7 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
   const confirmed = await placeAndFinish('alice', 'KB', 2);
   const outOfStock = await placeAndFinish('alice', 'LAMP', 5);
   const declined = await placeAndFinish('bob', 'LAMP', 1);
+  Object.assign(ended, { confirmed: confirmed.orderId, declined: declined.orderId });
 
   expect(await row(confirmed.orderId, 'Confirmed')).toMatchObject({
     CUSTOMER: 'alice',
@@ -135,6 +138,49 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
       expect.objectContaining({ type: 'Succeeded', status: 'True', reason: 'Confirmed' }),
     ]),
   );
+});
+
+test('kubectl annotate ordersaga.dev/retry: a declined order, once topped up, runs again and is confirmed', async () => {
+  const orderId = ended.declined!;
+  const topUp = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":2000}' };
+  expect((await stack.http('billing', '/accounts/bob/top-up', topUp)).status).toBe(202);
+  await eventually('bob topped up', async () => {
+    const { body } = await stack.http('billing', '/accounts/bob');
+    return body.available === 4_000 ? body : undefined;
+  });
+  await cluster.kubectl(['annotate', 'sagaorder', orderId, '-n', NAMESPACE, 'ordersaga.dev/retry=after-top-up']);
+  const object = await eventually('the retried order to be confirmed', async () => {
+    const o = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+    return o.status?.phase === 'Confirmed' ? o : undefined;
+  });
+  expect(object.status).toMatchObject({ attempt: 2, retryTokens: ['after-top-up'], total: '40.00' });
+  expect(object.status.reason).toBeUndefined();
+  const wide = await cluster.kubectl(['get', 'sagaorder', orderId, '-n', NAMESPACE, '-o', 'wide']);
+  expect(wide.split('\n')[0]).toMatch(/\bATTEMPT\b/);
+  expect(wide.split('\n')[1]).toMatch(/Confirmed\s.*\s2\s/);
+  const described = await eventually('the retry events', async () => {
+    const out = await cluster.kubectl(['describe', 'sagaorder', orderId, '-n', NAMESPACE]);
+    return /OrderConfirmed/.test(out) ? out : undefined;
+  });
+  expect(described).toMatch(/Normal\s+RetryRequested\s+.*retry after-top-up: attempt 2 of order/);
+  expect(described).toMatch(/Normal\s+AttemptStarted\s+.*attempt 2 of order \S+ started \(retry after-top-up\)/);
+  expect(described).toMatch(/Event:\s+retry after-top-up requested by SagaOrder \S+: attempt 2/);
+  // The annotation stays: the token is taken once, whatever the controller sees again.
+  await stack.stop('operator', '0');
+  await stack.start('operator', '0', operatorEnv());
+  await sleep(2_000);
+  expect((await stack.readTopic('order.retry')).filter((r) => r.key === orderId)).toHaveLength(1);
+
+  // A confirmed order cannot be retried: a Warning says why, and nothing is sent.
+  await cluster.kubectl(['annotate', 'sagaorder', ended.confirmed!, '-n', NAMESPACE, 'ordersaga.dev/retry=again']);
+  const refused = await eventually('the RetryRefused event', async () => {
+    const out = await cluster.kubectl(['describe', 'sagaorder', ended.confirmed!, '-n', NAMESPACE]);
+    return /RetryRefused/.test(out) ? out : undefined;
+  });
+  expect(refused).toMatch(
+    /Warning\s+RetryRefused\s+.*retry again refused: order \S+ is confirmed: only a failed order can be retried/,
+  );
+  expect((await stack.readTopic('order.retry')).filter((r) => r.key === ended.confirmed)).toHaveLength(0);
 });
 
 const manifest = (name: string, quantity: number) => `
