@@ -90,6 +90,7 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
   expect(await row(confirmed.orderId, 'Confirmed')).toMatchObject({
     CUSTOMER: 'alice',
     TOTAL: '99.80',
+    VERSION: '1',
     STEP: '',
     REASON: '',
   });
@@ -111,6 +112,7 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
     'PHASE',
     'STEP',
     'REASON',
+    'VERSION',
     'AGE',
   ]);
 
@@ -140,20 +142,25 @@ test('kubectl get sagaorders: a confirmed, an out-of-stock and a declined order'
   );
 });
 
-test('kubectl annotate ordersaga.dev/retry: a declined order, once topped up, runs again and is confirmed', async () => {
-  const orderId = ended.declined!;
-  const topUp = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":2000}' };
-  expect((await stack.http('billing', '/accounts/bob/top-up', topUp)).status).toBe(202);
-  await eventually('bob topped up', async () => {
-    const { body } = await stack.http('billing', '/accounts/bob');
-    return body.available === 4_000 ? body : undefined;
-  });
-  await cluster.kubectl(['annotate', 'sagaorder', orderId, '-n', NAMESPACE, 'ordersaga.dev/retry=after-top-up']);
+test('kubectl annotate ordersaga.dev/retry: a timed-out order, once Billing is back, runs again and is confirmed', async () => {
+  // Billing down and a short step timeout: the order times out at Charging (the README's walk-through).
+  await stack.stop('order');
+  await stack.start('order', '0', { SAGA_STEP_TIMEOUT_MS: '2000' });
+  await stack.stop('billing');
+  const timedOut = await placeAndFinish('alice', 'KB', 1);
+  expect(timedOut.failureReason).toBe('chargePayment timed out after 2000 ms waiting for payment.result');
+  const orderId = timedOut.orderId as string;
+  expect(await row(orderId, 'Failed')).toMatchObject({ REASON: timedOut.failureReason });
+  await stack.start('billing');
+  await stack.stop('order');
+  await stack.start('order', '0');
+
+  await cluster.kubectl(['annotate', 'sagaorder', orderId, '-n', NAMESPACE, 'ordersaga.dev/retry=after-billing-fix']);
   const object = await eventually('the retried order to be confirmed', async () => {
     const o = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
     return o.status?.phase === 'Confirmed' ? o : undefined;
   });
-  expect(object.status).toMatchObject({ attempt: 2, retryTokens: ['after-top-up'], total: '40.00' });
+  expect(object.status).toMatchObject({ attempt: 2, retryTokens: ['after-billing-fix'], total: '49.90' });
   expect(object.status.reason).toBeUndefined();
   const wide = await cluster.kubectl(['get', 'sagaorder', orderId, '-n', NAMESPACE, '-o', 'wide']);
   expect(wide.split('\n')[0]).toMatch(/\bATTEMPT\b/);
@@ -162,9 +169,13 @@ test('kubectl annotate ordersaga.dev/retry: a declined order, once topped up, ru
     const out = await cluster.kubectl(['describe', 'sagaorder', orderId, '-n', NAMESPACE]);
     return /OrderConfirmed/.test(out) ? out : undefined;
   });
-  expect(described).toMatch(/Normal\s+RetryRequested\s+.*retry after-top-up: attempt 2 of order/);
-  expect(described).toMatch(/Normal\s+AttemptStarted\s+.*attempt 2 of order \S+ started \(retry after-top-up\)/);
-  expect(described).toMatch(/Event:\s+retry after-top-up requested by SagaOrder \S+: attempt 2/);
+  expect(described).toMatch(/Warning\s+OrderFailed\s+.*chargePayment timed out/);
+  expect(described).toMatch(/Normal\s+RetryRequested\s+.*retry after-billing-fix: attempt 2 of order/);
+  expect(described).toMatch(/Normal\s+AttemptStarted\s+.*attempt 2 of order \S+ started \(retry after-billing-fix\)/);
+  expect(described).toMatch(/Event:\s+retry after-billing-fix requested by SagaOrder \S+: attempt 2/);
+  console.log(
+    `kubectl get sagaorder -o wide, after the retry:\n${wide}\nkubectl describe, its events:\n${described.slice(described.lastIndexOf('Events:'))}`,
+  );
   // The annotation stays: the token is taken once, whatever the controller sees again.
   await stack.stop('operator', '0');
   await stack.start('operator', '0', operatorEnv());

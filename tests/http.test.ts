@@ -178,7 +178,8 @@ test('Prometheus metrics: HTTP requests by route and status, sagas by outcome', 
   expect(metrics).toMatch(/ordersaga_sagas_finished_total\{outcome="confirmed",reason="none"\} [1-9]/);
   expect(metrics).toMatch(/ordersaga_saga_duration_seconds_count\{outcome="confirmed"\} [1-9]/);
   expect(metrics).toMatch(/ordersaga_saga_step_duration_seconds_count\{step="chargePayment"\} [1-9]/);
-  expect(metrics).toMatch(/ordersaga_sagas_in_flight 0/);
+  expect(metrics).toMatch(/ordersaga_sagas_in_flight\{version="1"\} 0/);
+  expect(metrics).toMatch(/ordersaga_sagas_in_flight\{version="2"\} 0/);
 });
 
 describe("helm test's script (scripts/helm-test.mjs), run against these services", () => {

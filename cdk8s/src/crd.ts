@@ -77,6 +77,12 @@ export function sagaOrderCrd() {
             { name: 'Step', type: 'string', jsonPath: '.status.currentStep' },
             { name: 'Reason', type: 'string', jsonPath: '.status.reason', priority: 0 },
             {
+              name: 'Version',
+              type: 'integer',
+              description: 'The version of the saga it runs on',
+              jsonPath: '.status.sagaVersion',
+            },
+            {
               name: 'Attempt',
               type: 'integer',
               description: 'Which run of the saga: 2, 3... after retries',
@@ -115,6 +121,11 @@ export function sagaOrderCrd() {
                     currentStep: string('The saga step (or compensation) awaiting a reply.'),
                     total: string('Total in EUR, e.g. "99.80".'),
                     reason: string('Why the order failed.'),
+                    sagaVersion: {
+                      type: 'integer',
+                      minimum: 1,
+                      description: 'The version of the saga definition it started on, and ends on.',
+                    },
                     attempt: {
                       type: 'integer',
                       minimum: 1,

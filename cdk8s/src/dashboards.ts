@@ -212,10 +212,10 @@ const sagaOverview = build({
       }),
       singleStat({
         title: 'Sagas in flight',
-        description: 'Started and not yet confirmed or failed.',
+        description:
+          'Started and not yet confirmed or failed, by the saga version they run on: an older version is needed while its count is above 0.',
         unit: units.Short,
-        // Every order replica sees every saga.
-        queries: [{ expr: `sum(ordersaga_sagas_in_flight{${IN_NAMESPACE}})`, legend: 'in flight' }],
+        queries: [{ expr: `sum by (version) (ordersaga_sagas_in_flight{${IN_NAMESPACE}})`, legend: 'v{{version}}' }],
       }),
       singleStat({
         title: 'Oldest saga in flight',

@@ -15,7 +15,13 @@ import { parseAllDocuments } from 'yaml';
 import { ALERT_RULE_GROUPS } from './alerts.js';
 import { sagaOrderCrd } from './crd.js';
 import { DASHBOARDS, dashboardJson, SIDECAR_LABEL } from './dashboards.js';
-import { COMPONENTS as REGISTRY, NON_PUBLIC_IPV4, RELEASE_LABEL, type ComponentSpec } from '@ordersaga/contracts';
+import {
+  COMPONENTS as REGISTRY,
+  DEFAULT_ORDER_SAGA_VERSION,
+  NON_PUBLIC_IPV4,
+  RELEASE_LABEL,
+  type ComponentSpec,
+} from '@ordersaga/contracts';
 import { allTopics, COMPONENTS, PUBLIC_API, type Component, type ComponentName } from './model.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -80,7 +86,7 @@ export interface OrdersagaProps extends ChartProps {
    * every pod but Strimzi's (label strimzi.io/kind), which come with policies of their own.
    */
   readonly defaultDeny: boolean;
-  /** The saga's clock (milliseconds): see SAGA_SETTINGS. */
+  /** The version new sagas start on, and the saga's clock (milliseconds): see SAGA_SETTINGS. */
   readonly saga: Record<(typeof SAGA_SETTINGS)[number]['value'], number>;
   /**
    * The `helm test` hook (the chart's, not the plain manifests'): a Pod that asks every
@@ -89,8 +95,9 @@ export interface OrdersagaProps extends ChartProps {
   readonly helmTest: boolean;
 }
 
-/** The saga's clock: each setting (a value `saga.<value>`) and its variable (the registry says who reads which). */
+/** The saga's version and clock: each setting (a value `saga.<value>`) and its variable (the registry says who reads which). */
 export const SAGA_SETTINGS = [
+  { value: 'version', env: 'SAGA_VERSION' },
   { value: 'stepTimeoutMs', env: 'SAGA_STEP_TIMEOUT_MS' },
   { value: 'compensationTimeoutMs', env: 'SAGA_COMPENSATION_TIMEOUT_MS' },
   { value: 'startTimeoutMs', env: 'ORDER_START_TIMEOUT_MS' },
@@ -120,7 +127,13 @@ export const DEFAULTS: OrdersagaProps = {
   grafanaDashboards: true,
   tracing: { endpoint: '', protocol: 'http/protobuf', port: 4318, sampler: 'parentbased_always_on', samplerArg: '' },
   operator: { adoptUnlabelled: true, mirrorMode: 'all', ttlSeconds: 3_600, apiQps: 20, apiBurst: 40 },
-  saga: { stepTimeoutMs: 15_000, compensationTimeoutMs: 15_000, startTimeoutMs: 10_000, holdTimeMs: 600_000 },
+  saga: {
+    version: DEFAULT_ORDER_SAGA_VERSION,
+    stepTimeoutMs: 15_000,
+    compensationTimeoutMs: 15_000,
+    startTimeoutMs: 10_000,
+    holdTimeMs: 600_000,
+  },
   helmTest: false,
 };
 

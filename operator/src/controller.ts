@@ -24,13 +24,12 @@ import {
   CONFIRMED,
   isTerminal as sagaEnded,
   orderIdFor,
-  orderSaga,
+  orderRetryRefusal,
   PENDING,
   placeOrder,
   RELEASE_LABEL,
   RETRY_ANNOTATION,
   retryOrder,
-  retryRefusal,
   RetryToken,
   SAGAORDER_GROUP,
   SAGAORDER_PLURAL,
@@ -291,7 +290,7 @@ export class Controller {
       const refusal = saga.retryTokens?.includes(token)
         ? undefined
         : Value.Check(RetryToken, token)
-          ? retryRefusal(orderSaga, saga)
+          ? orderRetryRefusal(saga)
           : `retry token "${token}" is not 1 to 100 of A-Z a-z 0-9 . _ : -`;
       if (refusal) {
         await kube.recordEvent(order, 'Warning', 'RetryRefused', `retry ${token} refused: ${refusal}`, identity);

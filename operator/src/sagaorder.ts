@@ -7,6 +7,7 @@ import {
   FAILED,
   isTerminal as sagaEnded,
   sagaOrderPhase,
+  sagaVersionOf,
   type OrderItem,
   type SagaOrderPhase,
   type SagaState,
@@ -30,6 +31,7 @@ export interface SagaOrderStatus {
   currentStep?: string;
   total?: string;
   reason?: string;
+  sagaVersion?: number;
   attempt?: number;
   retryTokens?: string[];
   correlationId?: string;
@@ -130,6 +132,7 @@ export function statusOf(
     ...(saga.step ? { currentStep: saga.step } : {}),
     ...(saga.total !== undefined ? { total: euros(saga.total) } : {}),
     ...(reason ? { reason } : {}),
+    sagaVersion: sagaVersionOf(saga),
     attempt: attemptOf(saga),
     ...(saga.retryTokens?.length ? { retryTokens: [...saga.retryTokens] } : {}),
     correlationId: saga.correlationId,

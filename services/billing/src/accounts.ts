@@ -9,8 +9,9 @@
  *   two orders can never both spend the last euro: available = credit + toppedUp - charged -
  *   held, never below zero.
  * - per order (key its `attemptKey`: the orderId, `<orderId>@2` for a retry; on the saga's
- *   partition): the payment, as the saga knows it. A
- *   `payment.request` goes to the customer's owner; its answer becomes the `payment.result`.
+ *   partition): the payment, as the saga knows it. A `payment.request` goes to the customer's
+ *   owner; its answer becomes the `payment.result`. Whether a customer is known (saga v2) needs
+ *   no row: accounts are seeded, so any replica answers.
  *
  * A payment is authorized first (a hold on the customer's credit) and captured only by
  * `order.confirmed`. A `payment.cancel` voids the authorization, and one that is neither
@@ -179,6 +180,22 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
     const toCustomer = (type: 'billing.credit.void' | 'billing.credit.capture', customerId: string) =>
       keyedBy(reply(message, type, { customerId }, now), customerId);
     switch (message.type) {
+      case 'customer.check.request': {
+        // Accounts are seeded, never created by a message: any replica knows, and asking twice answers twice.
+        const { customerId } = message.payload;
+        const known = Object.hasOwn(seeds, customerId);
+        return {
+          send: [
+            reply(
+              message,
+              'customer.checked',
+              known ? { result: 'known' } : { result: 'unknown', reason: `unknown customer ${customerId}` },
+              now,
+            ),
+          ],
+        };
+      }
+
       case 'payment.request': {
         // Seen before (duplicate), or cancelled before it arrived: never authorize twice or late.
         if (existing) return {};

@@ -24,7 +24,9 @@ export interface ComponentSpec {
   /** What it must reach outside the cluster, beyond Kafka and DNS. */
   readonly egress: ReadonlyArray<'kube-apiserver' | 'webhooks'>;
   /** The saga's settings it reads (the chart's `saga.*` values, cdk8s/src/ordersaga-chart.ts). */
-  readonly sagaSettings?: ReadonlyArray<'stepTimeoutMs' | 'compensationTimeoutMs' | 'startTimeoutMs' | 'holdTimeMs'>;
+  readonly sagaSettings?: ReadonlyArray<
+    'version' | 'stepTimeoutMs' | 'compensationTimeoutMs' | 'startTimeoutMs' | 'holdTimeMs'
+  >;
   /** What a person can ask it over HTTP besides /healthz, /readyz and /metrics (the runner's banner, the docs). */
   readonly endpoints: readonly string[];
   /** Only for a component that is not a service: the topics it reads and writes (topics.ts; checked). */
@@ -40,7 +42,7 @@ export const COMPONENTS = {
     kind: 'service',
     ingress: 'public',
     egress: [],
-    sagaSettings: ['stepTimeoutMs', 'compensationTimeoutMs', 'startTimeoutMs'],
+    sagaSettings: ['version', 'stepTimeoutMs', 'compensationTimeoutMs', 'startTimeoutMs'],
     endpoints: [
       'POST /orders',
       'GET /orders/:id',

@@ -84,6 +84,11 @@ export const PAYLOADS = {
     },
     { additionalProperties: false },
   ),
+  'customer.check.request': Type.Object({ customerId: CustomerId }, { additionalProperties: false }),
+  'customer.checked': Type.Union([
+    Type.Object({ result: Type.Literal('known') }, { additionalProperties: false }),
+    Type.Object({ result: Type.Literal('unknown'), reason: Reason }, { additionalProperties: false }),
+  ]),
   'stock.check.request': Type.Object({ items: OrderItems }, { additionalProperties: false }),
   'stock.checked': Type.Union([
     Type.Object(

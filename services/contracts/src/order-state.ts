@@ -35,6 +35,8 @@ export interface SagaState {
   readonly traceId?: string;
   /** W3C traceparent of the span that last handled a message of the saga: a timeout continues there. */
   readonly traceparent?: string;
+  /** The version of the saga's definition it started on, and runs on to its end (absent: 1). */
+  readonly sagaVersion?: number;
   readonly phase: Phase;
   /** The step (or compensation) whose reply is awaited; null when nothing is. */
   readonly step: string | null;

@@ -47,6 +47,11 @@ export interface Step {
 export interface SagaDefinition {
   /** Names the saga's spans. */
   readonly name: string;
+  /**
+   * Which definition of the saga this is: a saga records the version it started on and ends on
+   * it, whatever version new sagas start on meanwhile.
+   */
+  readonly version: number;
   readonly steps: readonly Step[];
   readonly confirmed: (saga: SagaState) => Command;
   readonly failed: (saga: SagaState) => Command;
@@ -63,18 +68,36 @@ export const TIMEOUT_KIND = 'timeout';
 /** The failure kind of a saga cancelled before it ended. */
 export const CANCELLED_KIND = 'cancelled';
 
-/** A saga's phases, in the order a saga goes through them. */
-export function phasesOf(saga: SagaDefinition): readonly string[] {
-  const phases = [PENDING, ...saga.steps.map((step) => step.phase), COMPENSATING, CONFIRMED, FAILED];
-  const twice = phases.find((phase, i) => phases.indexOf(phase) !== i);
-  if (twice) throw new Error(`saga ${saga.name}: phase ${twice} is used twice`);
-  return phases;
+/**
+ * The phases of a saga's versions, in the order a saga goes through them (the newest version's
+ * order, then the phases of steps only older ones have). A phase is one step's, in every version.
+ */
+export function phasesOf(...versions: readonly SagaDefinition[]): readonly string[] {
+  const stepOfPhase = new Map<string, string>();
+  for (const saga of versions) {
+    const phases = [PENDING, ...saga.steps.map((step) => step.phase), COMPENSATING, CONFIRMED, FAILED];
+    const twice = phases.find((phase, i) => phases.indexOf(phase) !== i);
+    if (twice) throw new Error(`saga ${saga.name} v${saga.version}: phase ${twice} is used twice`);
+    for (const step of saga.steps) {
+      const other = stepOfPhase.get(step.phase);
+      if (other !== undefined && other !== step.name)
+        throw new Error(`saga ${saga.name}: phase ${step.phase} is both ${other}'s and ${step.name}'s`);
+      stepOfPhase.set(step.phase, step.name);
+    }
+  }
+  const newestFirst = [...versions].sort((a, b) => b.version - a.version);
+  const stepPhases = [...new Set(newestFirst.flatMap((saga) => saga.steps.map((step) => step.phase)))];
+  return [PENDING, ...stepPhases, COMPENSATING, CONFIRMED, FAILED];
 }
 
-/** Every failure kind a saga can end with: its steps' kinds, the timeout and the cancel. */
-export function failureKindsOf(saga: SagaDefinition): readonly string[] {
-  return [...new Set([...saga.steps.flatMap((step) => step.failureKinds), TIMEOUT_KIND, CANCELLED_KIND])];
+/** Every failure kind a saga's versions can end with: their steps' kinds, the timeout and the cancel. */
+export function failureKindsOf(...versions: readonly SagaDefinition[]): readonly string[] {
+  const kinds = versions.flatMap((saga) => saga.steps.flatMap((step) => step.failureKinds));
+  return [...new Set([...kinds, TIMEOUT_KIND, CANCELLED_KIND])];
 }
+
+/** The version a saga started on: 1 for those that recorded none (started before versions were). */
+export const sagaVersionOf = (saga: Pick<SagaState, 'sagaVersion'>): number => saga.sagaVersion ?? 1;
 
 export const isTerminal = (phase: string) => phase === CONFIRMED || phase === FAILED;
 

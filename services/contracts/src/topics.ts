@@ -46,6 +46,16 @@ export const SAGA_TOPICS = {
     producer: 'order',
     consumers: ['order'],
   },
+  'customer.check.request': {
+    description: 'Command (saga v2): is the customer one Billing has an account for?',
+    producer: 'order',
+    consumers: ['billing'],
+  },
+  'customer.checked': {
+    description: 'Reply (saga v2): the customer is known, or not (the order fails before anything is held).',
+    producer: 'billing',
+    consumers: ['order'],
+  },
   'stock.check.request': {
     description: 'Command: reserve the items of an order (a hold, sold on confirmation).',
     producer: 'order',

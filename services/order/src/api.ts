@@ -13,12 +13,13 @@ import {
   ORDER_PHASES,
   orderIdFor,
   OrderItems,
-  orderSaga,
+  orderRetryRefusal,
+  PENDING,
   placeOrder,
   PricedLine,
   retryOrder,
-  retryRefusal,
   RetryToken,
+  sagaVersionOf,
   type OrderItem,
   type SagaState,
 } from '@ordersaga/contracts';
@@ -61,6 +62,9 @@ const OrderView = Type.Object({
   status: Phase,
   step: Type.Union([Type.String(), Type.Null()]),
   attempt: Type.Integer({ minimum: 1, description: 'Which run of its saga: 1, then 2, 3... after retries' }),
+  sagaVersion: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'The version of the saga it runs on, known once its saga started' }),
+  ),
   total: Type.Optional(Type.Integer({ description: 'Total in cents, known once stock is reserved' })),
   lines: Type.Optional(Type.Array(PricedLine)),
   paymentId: Type.Optional(Type.String()),
@@ -94,6 +98,7 @@ function view(saga: SagaState): OrderView {
     status: saga.phase,
     step: saga.step,
     attempt: attemptOf(saga),
+    ...(saga.phase !== PENDING || saga.sagaVersion ? { sagaVersion: sagaVersionOf(saga) } : {}),
     ...(saga.total !== undefined ? { total: saga.total } : {}),
     ...(saga.lines ? { lines: [...saga.lines] } : {}),
     ...(saga.paymentId ? { paymentId: saga.paymentId } : {}),
@@ -366,7 +371,7 @@ export async function orderApi(
       const token = request.headers['idempotency-key'] ?? randomUUID();
       // This retry was taken already: the order as it is now.
       if (saga.retryTokens?.includes(token)) return reply.code(202).send(view(saga));
-      const refusal = retryRefusal(orderSaga, saga);
+      const refusal = orderRetryRefusal(saga);
       if (refusal) return conflict(reply, refusal);
       try {
         await retryOrder(publisher, saga, token, request.caller?.subject ?? 'the Order API', new Date());

@@ -1,16 +1,35 @@
 import swagger from '@fastify/swagger';
-import { API_VERSION, asyncApiDocument, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
-import { envInt, main, runService, StateTable } from '@ordersaga/runtime';
+import {
+  API_VERSION,
+  asyncApiDocument,
+  DEFAULT_ORDER_SAGA_VERSION,
+  orderRetentionMs,
+  ORDER_SAGAS,
+  serviceContract,
+  type SagaState,
+} from '@ordersaga/contracts';
+import { ConfigError, envInt, main, runService, StateTable } from '@ordersaga/runtime';
 import { orderApi } from './api.js';
 import { createOrchestrator, sagaLifecycle } from './orchestrator.js';
 import { observeSagaChanges, watchInFlight } from './saga-metrics.js';
 
 main(async () => {
   const table = new StateTable<SagaState>(sagaLifecycle);
-  const orchestrator = createOrchestrator(table, {
-    stepMs: envInt('SAGA_STEP_TIMEOUT_MS', 15_000),
-    compensationMs: envInt('SAGA_COMPENSATION_TIMEOUT_MS', 15_000),
-  });
+  // Which version new sagas start on: raise it only once every order replica runs code that has it.
+  const version = envInt('SAGA_VERSION', DEFAULT_ORDER_SAGA_VERSION);
+  const startOn = ORDER_SAGAS.find((saga) => saga.version === version);
+  if (!startOn) {
+    const known = ORDER_SAGAS.map((saga) => saga.version).join(', ');
+    throw new ConfigError(`environment variable SAGA_VERSION is ${version}; this code runs saga versions ${known}`);
+  }
+  const orchestrator = createOrchestrator(
+    table,
+    {
+      stepMs: envInt('SAGA_STEP_TIMEOUT_MS', 15_000),
+      compensationMs: envInt('SAGA_COMPENSATION_TIMEOUT_MS', 15_000),
+    },
+    startOn,
+  );
   watchInFlight(table);
   await runService({
     contract: serviceContract('order'),

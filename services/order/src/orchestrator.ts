@@ -3,8 +3,18 @@
  * commands out. Saga state lives in `order.state`, committed with the commands it leads to.
  * Each transition is traced as the span the engine describes, in the order's trace: a timeout
  * continues it from the span of the last message the saga handled (kept in its state).
+ *
+ * New sagas start on one version of the saga's definition; each saga runs to its end on the
+ * version it started on, so every version is kept running (ORDER_SAGAS).
  */
-import { isTerminal, newSaga, orderSaga, type SagaState } from '@ordersaga/contracts';
+import {
+  isTerminal,
+  newSaga,
+  ORDER_SAGAS,
+  sagaVersionOf,
+  type SagaDefinition,
+  type SagaState,
+} from '@ordersaga/contracts';
 import {
   reply,
   type AnyEnvelope,
@@ -43,8 +53,23 @@ export interface Orchestrator {
   readonly tick: Tick<SagaState>;
 }
 
-export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaTimeouts, tickMs = 200): Orchestrator {
-  const engine = new SagaEngine(orderSaga, timeouts);
+export function createOrchestrator(
+  table: StateTable<SagaState>,
+  timeouts: SagaTimeouts,
+  startOn: SagaDefinition,
+  tickMs = 200,
+): Orchestrator {
+  const engines = new Map(ORDER_SAGAS.map((definition) => [definition.version, new SagaEngine(definition, timeouts)]));
+  const engineOf = (saga: SagaState): SagaEngine => {
+    const engine = engines.get(sagaVersionOf(saga));
+    if (!engine) {
+      throw new Error(
+        `order ${saga.orderId} runs on saga version ${sagaVersionOf(saga)}, which this orchestrator does not have: ` +
+          `run one that does (it has ${[...engines.keys()].join(', ')})`,
+      );
+    }
+    return engine;
+  };
 
   // Sagas that await a reply, with their deadline: what the clock has to watch.
   const deadlines = new Map<string, number>();
@@ -54,8 +79,8 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
   });
 
   const start = (placed: Envelope<'order.placed'>, context: HandlerContext): Transition => {
-    const initial = newSaga(placed, context.now, context.traceId);
-    return engine.start(initial, context.now);
+    const initial: SagaState = { ...newSaga(placed, context.now, context.traceId), sagaVersion: startOn.version };
+    return engineOf(initial).start(initial, context.now);
   };
 
   const handle = (message: AnyEnvelope, state: StateView<SagaState>, context: HandlerContext): Decision<SagaState> => {
@@ -65,6 +90,7 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
       return saga ? {} : toDecision(start(message, context), message, context.now, context.traceparent);
     }
     if (!saga) throw new Error(`${message.type} for order ${message.orderId}, which has no saga`);
+    const engine = engineOf(saga);
     const transition =
       message.type === 'order.cancel'
         ? engine.onCancel(saga, message.payload.requestedBy, context.now)
@@ -83,7 +109,8 @@ export function createOrchestrator(table: StateTable<SagaState>, timeouts: SagaT
         const row = table.row(orderId);
         const saga = state.get(orderId);
         if (!row || !saga || !partitions.has(row.partition)) continue;
-        const transition = engine.onTimeout(saga, now);
+        // A version this code does not have: its messages say so (dead letters); the clock leaves it be.
+        const transition = engines.get(sagaVersionOf(saga))?.onTimeout(saga, now);
         if (!transition) continue;
         const cause = { id: `timeout:${saga.step}:${orderId}`, orderId, correlationId: saga.correlationId };
         decisions.push({ ...toDecision(transition, cause, now), traceparent: saga.traceparent });

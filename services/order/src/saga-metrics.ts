@@ -1,9 +1,16 @@
 /**
  * Saga metrics, from the saga state changes each committed transaction made (once per change,
  * on the replica that made it): started, finished by outcome and reason, durations,
- * compensations, timeouts; and the sagas in flight.
+ * compensations, timeouts; and the sagas in flight, by the saga version they run on.
  */
-import { CONFIRMED, isTerminal, ORDER_FAILURE_KINDS, orderSaga, type SagaState } from '@ordersaga/contracts';
+import {
+  CONFIRMED,
+  isTerminal,
+  ORDER_FAILURE_KINDS,
+  ORDER_SAGAS,
+  sagaVersionOf,
+  type SagaState,
+} from '@ordersaga/contracts';
 import { metrics, type RowChange, type StateTable } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 
@@ -44,7 +51,8 @@ const timeouts = new Counter({
   registers,
 });
 
-const COMPENSATIONS = new Set(orderSaga.steps.flatMap((s) => (s.compensation ? [s.compensation.name] : [])));
+const STEPS = [...new Set(ORDER_SAGAS.flatMap((saga) => saga.steps))];
+const COMPENSATIONS = new Set(STEPS.flatMap((s) => (s.compensation ? [s.compensation.name] : [])));
 /** The failure kinds the saga's steps declare, and a timeout: a small fixed set of labels. */
 const FAILURE_REASONS = new Set([...ORDER_FAILURE_KINDS, 'other']);
 
@@ -52,7 +60,7 @@ const FAILURE_REASONS = new Set([...ORDER_FAILURE_KINDS, 'other']);
 finished.inc({ outcome: 'confirmed', reason: 'none' }, 0);
 for (const reason of FAILURE_REASONS) finished.inc({ outcome: 'failed', reason }, 0);
 for (const compensation of COMPENSATIONS) compensations.inc({ compensation }, 0);
-for (const step of [...orderSaga.steps.map((s) => s.name), ...COMPENSATIONS]) timeouts.inc({ step }, 0);
+for (const step of [...STEPS.map((s) => s.name), ...COMPENSATIONS]) timeouts.inc({ step }, 0);
 const seconds = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.parse(from)) / 1000;
 
 /** The failure reason as a label: a small fixed set, never the free text. */
@@ -93,10 +101,18 @@ export function watchInFlight(table: StateTable<SagaState>): void {
   const inFlight = () => [...table.inFlight()].map(([, row]) => row.value);
   new Gauge({
     name: 'ordersaga_sagas_in_flight',
-    help: 'Sagas started and not yet ended, of the partitions this replica owns (aggregate with sum)',
+    help:
+      'Sagas started and not yet ended, of the partitions this replica owns (aggregate with sum), by the saga ' +
+      'version they run on: an older version is still needed while its count is above 0',
+    labelNames: ['version'] as const,
     registers,
     collect() {
-      this.set(inFlight().length);
+      const byVersion = new Map(ORDER_SAGAS.map((saga) => [saga.version, 0]));
+      for (const saga of inFlight()) {
+        const version = sagaVersionOf(saga);
+        byVersion.set(version, (byVersion.get(version) ?? 0) + 1);
+      }
+      for (const [version, count] of byVersion) this.set({ version: String(version) }, count);
     },
   });
   new Gauge({

@@ -19,6 +19,7 @@ import {
 
 const testSaga: SagaDefinition = {
   name: 'testSaga',
+  version: 1,
   steps: [
     {
       name: 'first',

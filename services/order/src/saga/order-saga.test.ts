@@ -3,7 +3,7 @@
  * saga of their own, in engine.test.ts).
  */
 import { SagaEngine } from './engine.js';
-import { orderSaga } from '@ordersaga/contracts';
+import { orderSagaV1 as orderSaga } from '@ordersaga/contracts';
 import {
   approved,
   at,
