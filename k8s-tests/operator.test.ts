@@ -194,6 +194,78 @@ test('kubectl annotate ordersaga.dev/retry: a timed-out order, once Billing is b
   expect((await stack.readTopic('order.retry')).filter((r) => r.key === ended.confirmed)).toHaveLength(0);
 });
 
+/** The SagaOrders that stand for an order, under any name. */
+async function sagaOrdersOf(orderId: string): Promise<string[]> {
+  const list = await cluster.json(['get', 'sagaorders', '-n', NAMESPACE]);
+  return list.items
+    .filter((o: any) => o.metadata.name === orderId || o.status?.orderId === orderId)
+    .map((o: any) => o.metadata.name);
+}
+
+/** No SagaOrder comes back for the order: over a few of the controller's rounds (1 s each), and after a restart. */
+async function expectGoneForGood(orderId: string) {
+  for (let i = 0; i < 5; i++) {
+    expect(await sagaOrdersOf(orderId)).toEqual([]);
+    await sleep(1_000);
+  }
+  await stack.stop('operator', '0');
+  await stack.start('operator', '0', operatorEnv());
+  await sleep(3_000);
+  expect(await sagaOrdersOf(orderId)).toEqual([]);
+}
+
+test('kubectl delete of a running SagaOrder cancels its saga: Cancelling until the saga ends, then gone for good', async () => {
+  // Stock and Billing down: the saga waits at Reserving, and its compensation waits for Stock too.
+  await stack.stop('stock');
+  await stack.stop('billing');
+  const { body } = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'KB', quantity: 1 }] });
+  const orderId = body.orderId as string;
+  await row(orderId, 'Reserving');
+  const held = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+  expect(held.metadata.finalizers).toEqual(['ordersaga.dev/cancel-on-delete']);
+
+  await cluster.kubectl(['delete', 'sagaorder', orderId, '-n', NAMESPACE, '--wait=false']);
+  const cancelling = await eventually('the SagaOrder to show Cancelling', async () => {
+    const o = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+    return o.status?.phase === 'Cancelling' ? o : undefined;
+  });
+  expect(cancelling.metadata.deletionTimestamp).toBeDefined();
+  expect(cancelling.status.currentStep).toBe('releaseStock');
+  expect(await row(orderId, 'Cancelling')).toMatchObject({ STEP: 'releaseStock', REASON: 'cancelled' });
+  console.log(
+    `kubectl get sagaorder, deleted mid-saga:\n${await cluster.kubectl(['get', 'sagaorder', orderId, '-n', NAMESPACE])}`,
+  );
+
+  await stack.start('stock');
+  await eventually('the SagaOrder to go', async () => ((await sagaOrdersOf(orderId)).length === 0 ? true : undefined));
+  const order = await stack.finished(orderId);
+  expect(order).toMatchObject({ status: 'FAILED', failureReason: 'cancelled' });
+  expect(order.history.map((h: { event: string }) => h.event)).toContain(
+    `cancel requested by SagaOrder ${orderId} deleted`,
+  );
+  await stack.start('billing');
+  await expectGoneForGood(orderId);
+});
+
+test('kubectl delete of a Confirmed SagaOrder removes the mirror only, for good, also when the controller was away', async () => {
+  const confirmed = await placeAndFinish('alice', 'KB', 1);
+  await row(confirmed.orderId, 'Confirmed');
+  const held = await cluster.json(['get', 'sagaorder', confirmed.orderId, '-n', NAMESPACE]);
+  expect(held.metadata.finalizers ?? []).toEqual([]);
+  await cluster.kubectl(['delete', 'sagaorder', confirmed.orderId, '-n', NAMESPACE]);
+  await expectGoneForGood(confirmed.orderId);
+  expect((await stack.http('order', `/orders/${confirmed.orderId}`)).body.status).toBe('CONFIRMED');
+  expect((await stack.readTopic('order.cancel')).filter((r) => r.key === confirmed.orderId)).toHaveLength(0);
+
+  // Deleted while the controller is stopped: it had a SagaOrder, and it is gone, so it stays gone.
+  const another = await placeAndFinish('alice', 'KB', 1);
+  await row(another.orderId, 'Confirmed');
+  await stack.stop('operator', '0');
+  await cluster.kubectl(['delete', 'sagaorder', another.orderId, '-n', NAMESPACE]);
+  await stack.start('operator', '0', operatorEnv());
+  await expectGoneForGood(another.orderId);
+});
+
 const manifest = (name: string, quantity: number) => `
 apiVersion: ordersaga.dev/v1alpha1
 kind: SagaOrder

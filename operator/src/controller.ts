@@ -11,6 +11,10 @@
  * - a Failed SagaOrder annotated with a retry token (RETRY_ANNOTATION) has its saga run again,
  *   once per token, as POST /orders/:id/retry would; a retry it cannot take is refused with a
  *   Warning Event that says why;
+ * - a SagaOrder holds a finalizer while its saga runs: `kubectl delete` of one cancels the saga,
+ *   shows Cancelling, and lets the object go once the saga has ended; a SagaOrder a user
+ *   deleted is never created again, under any name (the MirrorLedger remembers, also what
+ *   went while the controller was away);
  * - finished SagaOrders are deleted once their TTL has passed.
  *
  * The saga never waits for Kubernetes: changes only mark an order dirty, and a rate-limited
@@ -21,6 +25,8 @@ import { makeInformer, type Informer, type ObjectCache } from '@kubernetes/clien
 import { Value } from '@sinclair/typebox/value';
 import {
   attemptOf,
+  CANCELLING_PHASE,
+  cancelOrder,
   CONFIRMED,
   isTerminal as sagaEnded,
   orderIdFor,
@@ -29,6 +35,7 @@ import {
   placeOrder,
   RELEASE_LABEL,
   RETRY_ANNOTATION,
+  SAGAORDER_FINALIZER,
   retryOrder,
   RetryToken,
   SAGAORDER_GROUP,
@@ -39,8 +46,9 @@ import {
 } from '@ordersaga/contracts';
 import { metrics as runtimeMetrics, StateTable, type Logger, type Publisher } from '@ordersaga/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { Kube } from './kube.js';
+import { statusCodeOf, type Kube as KubeApi } from './kube.js';
 import type { LeaderElector } from './leader.js';
+import type { MirrorLedger } from './mirror-ledger.js';
 import type { PlacedOrders } from './placed-orders.js';
 import {
   expired,
@@ -74,9 +82,10 @@ const behind = new Gauge({
 });
 
 export interface ControllerOptions {
-  readonly kube: Kube;
+  readonly kube: KubeApi;
   readonly sagas: StateTable<SagaState>;
   readonly placed: PlacedOrders;
+  readonly ledger: MirrorLedger;
   readonly publisher: Publisher;
   readonly leader: LeaderElector;
   readonly log: Logger;
@@ -96,6 +105,10 @@ export class Controller {
   /** Orders whose SagaOrder asks for a retry not yet acted on, and the token last acted on per order. */
   private readonly toRetry = new Set<string>();
   private readonly retriesDone = new Map<string, string>();
+  /** SagaOrders the watch saw go, by order id: their going is recorded, and a running saga cancelled. */
+  private readonly deleted = new Map<string, string>();
+  /** Orders whose saga was asked to cancel since this process started (asking again changes nothing). */
+  private readonly cancelAsked = new Set<string>();
   /** SagaOrders that name no install, by name, to be claimed for ours. */
   private readonly toClaim = new Map<string, SagaOrder>();
   /** SagaOrders by order id, from the watch and from our own writes. */
@@ -122,7 +135,10 @@ export class Controller {
     informer.on('update', (order) => this.observe(order));
     informer.on('delete', (order) => {
       this.toClaim.delete(order.metadata.name!);
-      if (this.owns(order)) this.byOrderId.delete(orderIdOf(order));
+      if (!this.owns(order)) return;
+      this.byOrderId.delete(orderIdOf(order));
+      this.deleted.set(orderIdOf(order), order.metadata.name!);
+      this.kick();
     });
     informer.on('connect', () => (this.synced = true));
     informer.on('error', (err) => {
@@ -173,6 +189,8 @@ export class Controller {
     if (!order.status?.orderId && !order.metadata.labels?.[ORDER_ID_LABEL]) this.toPlace.add(orderId);
     const retry = order.metadata.annotations?.[RETRY_ANNOTATION];
     if (retry !== undefined && this.retriesDone.get(orderId) !== retry) this.toRetry.add(orderId);
+    // Being deleted: waiting for us (our finalizer) to cancel its saga, or to let it go.
+    if (order.metadata.deletionTimestamp) this.markDirty(orderId);
     this.kick();
   }
 
@@ -196,9 +214,11 @@ export class Controller {
           await this.claimUnlabelled();
           await this.placeNewOrders();
           await this.requestRetries();
+          await this.recordDeleted();
           await this.mirrorDirty();
           if (Date.now() - lastSweep > 1_000) {
             await this.deleteExpired();
+            await this.forgetRetired();
             lastSweep = Date.now();
           }
           failures = 0;
@@ -245,7 +265,7 @@ export class Controller {
     await placed.caughtUp();
     for (const orderId of [...this.toPlace]) {
       const order = this.byOrderId.get(orderId);
-      if (!order || order.status?.orderId) {
+      if (!order || order.status?.orderId || order.metadata.deletionTimestamp) {
         this.toPlace.delete(orderId);
         continue;
       }
@@ -328,23 +348,37 @@ export class Controller {
   }
 
   private async mirror(orderId: string): Promise<void> {
-    const { sagas, kube, mirrorMode, samplePercent, ttlSeconds, identity, release } = this.options;
+    const { sagas, kube, ledger, mirrorMode, samplePercent, ttlSeconds, identity, release } = this.options;
     const saga = sagas.get(orderId);
     const now = new Date();
     let order = this.byOrderId.get(orderId);
-    if (!saga || (!order && (!wanted(saga, mirrorMode, samplePercent) || expired(finishedAt(saga), ttlSeconds, now)))) {
+    if (order?.metadata.deletionTimestamp) return this.letGo(orderId, order, saga);
+    if (!saga) {
       reconciles.inc({ result: 'skipped' });
       return;
     }
     if (!order) {
+      const had = ledger.get(orderId);
+      // It had one, and it is gone: a user deleted it while this controller was away.
+      if (had?.mirror === 'mirrored' && !expired(finishedAt(saga), ttlSeconds, now)) {
+        this.deleted.set(orderId, had.name);
+        this.kick();
+      }
+      if (had || !wanted(saga, mirrorMode, samplePercent) || expired(finishedAt(saga), ttlSeconds, now)) {
+        reconciles.inc({ result: 'skipped' });
+        return;
+      }
       order = await kube.createSagaOrder(
         orderId,
         { [ORDER_ID_LABEL]: orderId, ...(release ? { [RELEASE_LABEL]: release } : {}) },
         { customerId: saga.customerId, items: [...saga.items] },
+        sagaEnded(saga.phase) ? [] : [SAGAORDER_FINALIZER],
       );
+      this.byOrderId.set(orderId, order);
     }
+    if (!ledger.get(orderId)) await ledger.record(orderId, 'mirrored', order.metadata.name!);
     const status = statusOf(saga, order, now);
-    if (sameStatus(order.status, status)) return;
+    if (sameStatus(order.status, status)) return this.holdWhileRunning(orderId, order, !sagaEnded(saga.phase));
     const updated = await kube.patchStatus(order.metadata.name!, status, order.status);
     this.byOrderId.set(orderId, updated);
     mirrorLag.observe(Math.max(0, now.getTime() - Date.parse(saga.updatedAt)) / 1000);
@@ -368,6 +402,85 @@ export class Controller {
         confirmed ? `order ${orderId} confirmed: ${status.total} EUR` : `order ${orderId} failed: ${status.reason}`,
         identity,
       );
+    }
+    await this.holdWhileRunning(orderId, updated, !sagaEnded(saga.phase));
+  }
+
+  /** The finalizer on a SagaOrder whose saga runs, off once it has ended. */
+  private async holdWhileRunning(orderId: string, order: SagaOrder, running: boolean): Promise<void> {
+    const finalizers = order.metadata.finalizers ?? [];
+    if (finalizers.includes(SAGAORDER_FINALIZER) === running) return;
+    const next = running ? [...finalizers, SAGAORDER_FINALIZER] : finalizers.filter((f) => f !== SAGAORDER_FINALIZER);
+    await this.patchFinalizers(orderId, order, next);
+  }
+
+  /**
+   * A SagaOrder being deleted: its going is recorded; while its saga runs, the saga is asked to
+   * cancel and the object shows Cancelling; once the saga has ended (or if it never started), the
+   * finalizer comes off and the object goes.
+   */
+  private async letGo(orderId: string, order: SagaOrder, saga: SagaState | undefined): Promise<void> {
+    const { kube, ledger } = this.options;
+    const name = order.metadata.name!;
+    if (ledger.get(orderId)?.mirror !== 'deleted') await ledger.record(orderId, 'deleted', name);
+    const finalizers = order.metadata.finalizers ?? [];
+    if (!finalizers.includes(SAGAORDER_FINALIZER)) return;
+    if (saga && !sagaEnded(saga.phase)) {
+      await this.cancelRunning(orderId, name);
+      const status = { ...statusOf(saga, order, new Date()), phase: CANCELLING_PHASE };
+      if (!sameStatus(order.status, status)) {
+        this.byOrderId.set(orderId, await kube.patchStatus(name, status, order.status));
+      }
+      return;
+    }
+    await this.patchFinalizers(
+      orderId,
+      order,
+      finalizers.filter((f) => f !== SAGAORDER_FINALIZER),
+    );
+  }
+
+  /** Sets the finalizers at the version we saw; a conflict or a gone object waits for what the watch brings. */
+  private async patchFinalizers(orderId: string, order: SagaOrder, finalizers: string[]): Promise<void> {
+    try {
+      const patched = await this.options.kube.setFinalizers(
+        order.metadata.name!,
+        order.metadata.resourceVersion!,
+        finalizers,
+      );
+      this.byOrderId.set(orderId, patched);
+    } catch (err) {
+      const code = statusCodeOf(err);
+      if (code !== 409 && code !== 404) throw err;
+      if (code === 409) this.markDirty(orderId);
+    }
+  }
+
+  /** Asks the saga of a deleted SagaOrder to cancel, when it runs (once per process; again changes nothing). */
+  private async cancelRunning(orderId: string, name: string): Promise<void> {
+    const { sagas, publisher, log } = this.options;
+    const saga = sagas.get(orderId);
+    if (!saga || sagaEnded(saga.phase) || this.cancelAsked.has(orderId)) return;
+    await cancelOrder(publisher, saga, `SagaOrder ${name} deleted`, new Date());
+    this.cancelAsked.add(orderId);
+    log.info({ orderId, sagaOrder: name }, 'SagaOrder deleted: its saga is cancelled');
+  }
+
+  /** SagaOrders that went (deleted by a user, or by their TTL): remembered, never created again; a running saga cancelled. */
+  private async recordDeleted(): Promise<void> {
+    const { ledger } = this.options;
+    for (const [orderId, name] of [...this.deleted]) {
+      if (ledger.get(orderId)?.mirror !== 'deleted') await ledger.record(orderId, 'deleted', name);
+      await this.cancelRunning(orderId, name);
+      this.deleted.delete(orderId);
+    }
+  }
+
+  /** Orders whose saga was retired: nothing is mirrored of them any more, so their ledger entry goes. */
+  private async forgetRetired(): Promise<void> {
+    const { ledger, sagas } = this.options;
+    for (const orderId of ledger.orderIds()) {
+      if (sagas.retiredAt(orderId) !== undefined) await ledger.forget(orderId);
     }
   }
 

@@ -93,11 +93,16 @@ export class Kube {
     );
   }
 
-  createSagaOrder(name: string, labels: Record<string, string>, spec: SagaOrder['spec']): Promise<SagaOrder> {
+  createSagaOrder(
+    name: string,
+    labels: Record<string, string>,
+    spec: SagaOrder['spec'],
+    finalizers: string[],
+  ): Promise<SagaOrder> {
     const body: SagaOrder = {
       apiVersion: `${SAGAORDER_GROUP}/${SAGAORDER_VERSION}`,
       kind: SAGAORDER_KIND,
-      metadata: { name, labels },
+      metadata: { name, labels, ...(finalizers.length ? { finalizers } : {}) },
       spec,
     };
     return this.call('create', () =>
@@ -125,6 +130,26 @@ export class Kube {
           plural: SAGAORDER_PLURAL,
           name,
           body: { metadata: { resourceVersion, labels } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    );
+  }
+
+  /**
+   * Sets a SagaOrder's finalizers, only if it is still at `resourceVersion` (another writer's
+   * change in between makes it 409 Conflict, and the list is not overwritten).
+   */
+  setFinalizers(name: string, resourceVersion: string, finalizers: string[]): Promise<SagaOrder> {
+    return this.call('patch', () =>
+      this.customObjects.patchNamespacedCustomObject(
+        {
+          group: SAGAORDER_GROUP,
+          version: SAGAORDER_VERSION,
+          namespace: this.namespace,
+          plural: SAGAORDER_PLURAL,
+          name,
+          body: { metadata: { resourceVersion, finalizers } },
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),

@@ -22,6 +22,7 @@ import { Value } from '@sinclair/typebox/value';
 import { Controller } from './controller.js';
 import { Kube, RateLimiter } from './kube.js';
 import { LeaderElector } from './leader.js';
+import { MirrorLedger } from './mirror-ledger.js';
 import { PlacedOrders } from './placed-orders.js';
 import type { MirrorMode } from './sagaorder.js';
 
@@ -53,6 +54,7 @@ main(async () => {
   const stateTopic = namer.physical('order.state');
   const stateLog = new Changelog(kafka, admin, stateTopic, sagas, namer.id('operator.state-reader'), log);
   const placed = new PlacedOrders(kafka, admin, namer);
+  const ledger = new MirrorLedger(kafka, admin, namer);
   const publisher = new Publisher(kafka, namer);
   // client-go's defaults: a 15 s lease, renewed every 2 s, given up 10 s after the last renewal.
   const leaseSeconds = envInt('LEASE_DURATION_SECONDS', 15);
@@ -71,6 +73,7 @@ main(async () => {
     kube,
     sagas,
     placed,
+    ledger,
     publisher,
     leader,
     log,
@@ -88,8 +91,10 @@ main(async () => {
 
   await publisher.connect();
   await placed.start();
+  await ledger.start();
   await stateLog.start();
   await stateLog.read();
+  await ledger.caughtUp();
   kafkaReady = true;
   leader.start();
   await controller.start();
@@ -102,7 +107,7 @@ main(async () => {
         await app.close();
         await controller.stop();
         await leader.stop();
-        await Promise.all([publisher.disconnect(), placed.stop(), stateLog.stop(), admin.disconnect()]);
+        await Promise.all([publisher.disconnect(), placed.stop(), ledger.stop(), stateLog.stop(), admin.disconnect()]);
         await telemetry.shutdown();
         process.exit(0);
       })().catch((err) => {

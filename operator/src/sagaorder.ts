@@ -55,6 +55,8 @@ export interface SagaOrder {
     creationTimestamp?: Date;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    finalizers?: string[];
+    deletionTimestamp?: Date;
   };
   spec: { customerId: string; items: OrderItem[] };
   status?: SagaOrderStatus;

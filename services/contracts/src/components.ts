@@ -94,8 +94,12 @@ export const COMPONENTS = {
     ingress: 'metrics-only',
     egress: ['kube-apiserver'],
     endpoints: [],
-    // It follows the sagas, places the orders of SagaOrders applied with kubectl, and asks for the retries annotated on them.
-    kafka: { reads: ['order.state', 'order.placed'], writes: ['order.placed', 'order.retry'] },
+    // It follows the sagas, places the orders of SagaOrders applied with kubectl, asks for the
+    // retries annotated on them and the cancel of those deleted, and remembers which it had.
+    kafka: {
+      reads: ['order.state', 'order.placed', 'sagaorder.mirrors'],
+      writes: ['order.placed', 'order.retry', 'order.cancel', 'sagaorder.mirrors'],
+    },
   },
 } as const satisfies Record<string, ComponentSpec>;
 

@@ -86,7 +86,7 @@ test("the SagaOrder CRD's phase enum is the saga's phases, CamelCase", () => {
   const crd = parse(readFileSync(join(ROOT, 'charts', 'ordersaga', 'crds', 'sagaorders.ordersaga.dev.yaml'), 'utf8'));
   const status = crd.spec.versions[0].schema.openAPIV3Schema.properties.status.properties;
   expect(status.phase.enum).toEqual([...SAGAORDER_PHASES]);
-  expect(SAGAORDER_PHASES).toEqual(ORDER_PHASES.map(sagaOrderPhase));
+  expect(SAGAORDER_PHASES).toEqual([...ORDER_PHASES.map(sagaOrderPhase), 'Cancelling']);
   expect(SAGAORDER_PHASES).toEqual([
     'Pending',
     'Verifying',
@@ -95,5 +95,6 @@ test("the SagaOrder CRD's phase enum is the saga's phases, CamelCase", () => {
     'Compensating',
     'Confirmed',
     'Failed',
+    'Cancelling',
   ]);
 });

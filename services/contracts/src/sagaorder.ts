@@ -28,5 +28,17 @@ export type SagaOrderPhase = string;
 
 export const sagaOrderPhase = (phase: Phase): SagaOrderPhase => phase.charAt(0) + phase.slice(1).toLowerCase();
 
-/** Every phase a SagaOrder can show, in the order a saga goes through them: the CRD's enum. */
-export const SAGAORDER_PHASES: readonly SagaOrderPhase[] = ORDER_PHASES.map(sagaOrderPhase);
+/**
+ * While a SagaOrder deleted by a user waits for its saga to end (the saga compensates: it was
+ * asked to cancel), its phase is this, not the saga's.
+ */
+export const CANCELLING_PHASE: SagaOrderPhase = 'Cancelling';
+
+/**
+ * Held by every SagaOrder whose saga runs: a `kubectl delete` of one cancels its saga, and the
+ * object goes once the saga has ended.
+ */
+export const SAGAORDER_FINALIZER = `${SAGAORDER_GROUP}/cancel-on-delete`;
+
+/** Every phase a SagaOrder can show, in the order a saga goes through them, then Cancelling: the CRD's enum. */
+export const SAGAORDER_PHASES: readonly SagaOrderPhase[] = [...ORDER_PHASES.map(sagaOrderPhase), CANCELLING_PHASE];

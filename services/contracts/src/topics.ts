@@ -11,13 +11,13 @@
 
 import { deadLetterTopicOf, type TopicDeclaration } from '@ordersaga/runtime';
 import { DEFAULT_ORDER_RETENTION_MS } from './retention.js';
-import type { ServiceName } from './components.js';
+import type { ComponentName, ServiceName } from './components.js';
 
 export interface TopicSpec {
   /** What flows on it, for people and docs. */
   readonly description: string;
-  /** The service that writes it. */
-  readonly producer: ServiceName;
+  /** The service that writes it (or, for the controller's own state, the controller). */
+  readonly producer: ComponentName;
   /** The services that consume it (each in its own consumer group). */
   readonly consumers: readonly ServiceName[];
   /** Compacted topics hold a service's durable state (latest value per key). */
@@ -189,6 +189,13 @@ export const STATE_TOPICS = {
     description: 'Notification sent per order (compacted, keyed by orderId).',
     producer: 'notification',
     consumers: ['notification'],
+    compacted: true,
+  },
+  'sagaorder.mirrors': {
+    description:
+      "The SagaOrder controller's memory (compacted, keyed by orderId): an order has had a SagaOrder, or a user deleted it — it is never created again.",
+    producer: 'operator',
+    consumers: [],
     compacted: true,
   },
 } as const satisfies Record<string, TopicSpec>;
