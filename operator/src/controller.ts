@@ -245,7 +245,9 @@ export class Controller {
     for (const [name, order] of [...this.toClaim]) {
       this.toClaim.delete(name);
       try {
-        this.observe(await kube.labelSagaOrder(name, order.metadata.resourceVersion!, { [RELEASE_LABEL]: release }));
+        this.observe(
+          await kube.patchMetadata(name, order.metadata.resourceVersion!, { labels: { [RELEASE_LABEL]: release } }),
+        );
         log.info({ sagaOrder: name, release }, 'SagaOrder claimed for this release');
       } catch (err) {
         // Changed or gone since we saw it: the watch brings what it became.
@@ -443,11 +445,9 @@ export class Controller {
   /** Sets the finalizers at the version we saw; a conflict or a gone object waits for what the watch brings. */
   private async patchFinalizers(orderId: string, order: SagaOrder, finalizers: string[]): Promise<void> {
     try {
-      const patched = await this.options.kube.setFinalizers(
-        order.metadata.name!,
-        order.metadata.resourceVersion!,
+      const patched = await this.options.kube.patchMetadata(order.metadata.name!, order.metadata.resourceVersion!, {
         finalizers,
-      );
+      });
       this.byOrderId.set(orderId, patched);
     } catch (err) {
       const code = statusCodeOf(err);

@@ -117,10 +117,15 @@ export class Kube {
   }
 
   /**
-   * Adds labels to a SagaOrder, only if it is still at `resourceVersion` (a merge patch that names
-   * the version is refused with 409 Conflict once the object has changed).
+   * A merge patch of a SagaOrder's metadata (labels, finalizers), only if it is still at
+   * `resourceVersion`: a merge patch that names the version is refused with 409 Conflict once the
+   * object has changed, so another writer's change is never overwritten.
    */
-  labelSagaOrder(name: string, resourceVersion: string, labels: Record<string, string>): Promise<SagaOrder> {
+  patchMetadata(
+    name: string,
+    resourceVersion: string,
+    metadata: Pick<SagaOrder['metadata'], 'labels' | 'finalizers'>,
+  ): Promise<SagaOrder> {
     return this.call('patch', () =>
       this.customObjects.patchNamespacedCustomObject(
         {
@@ -129,27 +134,7 @@ export class Kube {
           namespace: this.namespace,
           plural: SAGAORDER_PLURAL,
           name,
-          body: { metadata: { resourceVersion, labels } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      ),
-    );
-  }
-
-  /**
-   * Sets a SagaOrder's finalizers, only if it is still at `resourceVersion` (another writer's
-   * change in between makes it 409 Conflict, and the list is not overwritten).
-   */
-  setFinalizers(name: string, resourceVersion: string, finalizers: string[]): Promise<SagaOrder> {
-    return this.call('patch', () =>
-      this.customObjects.patchNamespacedCustomObject(
-        {
-          group: SAGAORDER_GROUP,
-          version: SAGAORDER_VERSION,
-          namespace: this.namespace,
-          plural: SAGAORDER_PLURAL,
-          name,
-          body: { metadata: { resourceVersion, finalizers } },
+          body: { metadata: { resourceVersion, ...metadata } },
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),
