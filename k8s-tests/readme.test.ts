@@ -122,7 +122,7 @@ test('the chart README: a 0.1 release upgraded as it says, keeping its topics an
   }
 });
 
-test('the chart README: installed into its own namespace, a second release beside it, the CRD upgraded as it says', async () => {
+test('the chart README: installed into its own namespace, a second release beside it, the CRD upgraded as it says, the saga version raised', async () => {
   const { output, left } = await runAsWritten(
     shellBlocks(join('charts', 'ordersaga', 'README.md'), { except: 'Upgrading from chart 0.1' }),
   );
@@ -147,4 +147,10 @@ test('the chart README: installed into its own namespace, a second release besid
   expect(output).toMatch(/kafkatopic\.kafka\.strimzi\.io\/outlet-ordersaga\.order\.placed/);
   const order = await cluster.json(['get', 'sagaorder', 'outlet-order', '-n', 'ordersaga']);
   expect(order.metadata.labels['app.kubernetes.io/instance']).toBe('outlet');
+  // "Changing the saga version": the release's new orders start on v2, the other release's do not.
+  expect(output).toMatch(/Release "ordersaga" has been upgraded/);
+  const version = async (configMap: string) =>
+    (await cluster.json(['get', 'configmap', configMap, '-n', 'ordersaga'])).data.SAGA_VERSION;
+  expect(await version('ordersaga-order')).toBe('2');
+  expect(await version('outlet-ordersaga-order')).toBe('1');
 });

@@ -25,6 +25,8 @@ const SERVICE_ENV = {
   STOCK_CATALOG: JSON.stringify({ 'KB-001': { quantity: 1_000_000_000, price: 4_990 } }),
   BILLING_ACCOUNTS: JSON.stringify({ alice: 1_000_000_000_000, bob: 0 }),
   LOG_LEVEL: 'warn',
+  // The saga version to measure (1 unless SAGA_VERSION says: 2 asks Billing first, one more round trip).
+  ...(process.env.SAGA_VERSION ? { SAGA_VERSION: process.env.SAGA_VERSION } : {}),
 };
 
 /**

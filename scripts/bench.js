@@ -38,7 +38,8 @@ const USAGE = `Usage: npm run bench -- [--repetitions 3] [--orders 3000] [--conc
   --relay-records  records relayed to measure the hop ceiling H
   --out            where the figures are written as JSON
   --profile        CPU-profile the services in the last repetition; print their top functions
-Uses KAFKA_BROKERS, or starts a broker of its own (scripts/kafka.sh) and stops it at the end.`;
+Uses KAFKA_BROKERS, or starts a broker of its own (scripts/kafka.sh) and stops it at the end.
+The sagas run on saga version SAGA_VERSION (1 by default).`;
 
 const values = benchOptions(
   USAGE,
