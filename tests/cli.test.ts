@@ -127,8 +127,10 @@ test('orders get and list read the sagas; --json for programs', async () => {
   const got = await ordersaga('orders', 'get', confirmed.orderId, '--json');
   expect(JSON.parse(got.stdout)).toMatchObject({ orderId: confirmed.orderId, phase: 'CONFIRMED', total: 900 });
   const table = await ordersaga('orders', 'get', failed.orderId);
-  expect(table.stdout).toMatch(/^ORDER\s+CUSTOMER\s+STATUS/m);
+  expect(table.stdout).toMatch(/^ORDER\s+CUSTOMER\s+STATUS\s+STEP\s+TOTAL\s+REASON\s+VERSION\s+ATTEMPT\s+UPDATED$/m);
   expect(table.stdout).toContain('out of stock: MUG: 99 requested');
+  // Saga version 1, first attempt.
+  expect(table.stdout).toMatch(/available\s+1\s+1\s+\d{4}-\d\d-\d\dT/);
   expect(table.stdout).toContain('order failed');
 
   const listed = JSON.parse((await ordersaga('orders', 'list', '--status', 'confirmed', '--json')).stdout);

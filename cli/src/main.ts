@@ -14,7 +14,7 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
   if (type !== 'TimeoutNegativeWarning') emitWarning(warning, ...(rest as []));
 }) as typeof process.emitWarning;
-import type { SagaState } from '@ordersaga/contracts';
+import { attemptOf, sagaVersionOf, type SagaState } from '@ordersaga/contracts';
 import {
   findDeadLetters,
   listDeadLetters,
@@ -33,7 +33,7 @@ const USAGE = `usage: ordersaga <command> [options]
   dlt show <id>                                     one dead letter: its reasons, headers and value
   dlt redrive <id>...                               put dead letters back on their topic, once each
   dlt redrive --all [--topic T] [--reason TEXT] [--kind K]
-  orders get <orderId>                              an order's saga: status, step, total, history
+  orders get <orderId>                              an order's saga: status, step, total, version, attempt, history
   orders list [--status S] [--customer C]           every order (not retired)
 
   --json                 JSON instead of a table
@@ -99,9 +99,11 @@ function orderRows(orders: SagaState[]): string {
     STEP: o.step ?? '',
     TOTAL: o.total === undefined ? '' : (o.total / 100).toFixed(2),
     REASON: clip(o.failure?.reason ?? '', 50),
+    VERSION: String(sagaVersionOf(o)),
+    ATTEMPT: String(attemptOf(o)),
     UPDATED: o.updatedAt,
   }));
-  return table(rows, ['ORDER', 'CUSTOMER', 'STATUS', 'STEP', 'TOTAL', 'REASON', 'UPDATED']);
+  return table(rows, ['ORDER', 'CUSTOMER', 'STATUS', 'STEP', 'TOTAL', 'REASON', 'VERSION', 'ATTEMPT', 'UPDATED']);
 }
 
 const filterOf = (values: Values): DeadLetterFilter => ({
