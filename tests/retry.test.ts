@@ -90,6 +90,18 @@ test('timed out (Billing down), then retried: attempt 2 is confirmed, charged on
     amount: 40_000,
     paymentId: `pay-${failed.orderId}.2`,
   });
+  // An earlier run, by ?attempt=: the first attempt's request came late to Billing, and took nothing.
+  const first = await stack.http('billing', `/payments/${failed.orderId}?attempt=1`);
+  expect(['declined', 'cancelled']).toContain(first.body.status);
+  expect((await stack.http('notification', `/notifications/${failed.orderId}?attempt=1`)).body).toMatchObject({
+    outcome: 'failed',
+    message: expect.stringContaining('timed out'),
+  });
+  expect(await stack.http('billing', `/payments/${failed.orderId}?attempt=5`)).toMatchObject({
+    status: 404,
+    body: { message: `no payment for ${failed.orderId} (attempt 5)` },
+  });
+  expect((await stack.http('notification', `/notifications/${failed.orderId}?attempt=0`)).status).toBe(400);
 });
 
 test('out of stock until a restock, declined until a top-up: each retried once the world changed', async () => {

@@ -1,12 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import {
+  AttemptQuery,
   Cents,
   CommandHeaders,
   commandIdOf,
   CustomerId,
-  newestAttemptKey,
   orderRetentionMs,
+  runKeyOf,
   serviceContract,
 } from '@ordersaga/contracts';
 import {
@@ -109,16 +110,24 @@ main(async () => {
         },
       );
       const byOrder = { ownerKey: (request: FastifyRequest) => (request.params as { orderId: string }).orderId };
-      app.get<{ Params: { orderId: string } }>('/payments/:orderId', { config: byOrder }, async (request, reply) => {
-        // A retried order has a payment per run: the newest is the one that counts.
-        const run = newestAttemptKey(request.params.orderId, (key) => committed(key)?.kind === 'order');
-        const payment = run === undefined ? undefined : committed(run);
-        if (payment?.kind !== 'order') return notFound(reply, `no payment for ${request.params.orderId}`);
-        if (!mayActFor(request, payment.customerId)) {
-          return forbidden(reply, `payment ${request.params.orderId} is not this token's customer's`);
-        }
-        return payment;
-      });
+      app.get<{ Params: { orderId: string }; Querystring: Static<typeof AttemptQuery> }>(
+        '/payments/:orderId',
+        { config: byOrder, schema: { querystring: AttemptQuery } },
+        async (request, reply) => {
+          // A retried order has a payment per run: the newest is the one that counts, unless ?attempt= says.
+          const { orderId } = request.params;
+          const run = runKeyOf(orderId, request.query.attempt, (key) => committed(key)?.kind === 'order');
+          const payment = run === undefined ? undefined : committed(run);
+          if (payment?.kind !== 'order') {
+            const which = request.query.attempt ? ` (attempt ${request.query.attempt})` : '';
+            return notFound(reply, `no payment for ${orderId}${which}`);
+          }
+          if (!mayActFor(request, payment.customerId)) {
+            return forbidden(reply, `payment ${request.params.orderId} is not this token's customer's`);
+          }
+          return payment;
+        },
+      );
     },
   });
 });

@@ -74,7 +74,7 @@ export const COMPONENTS = {
       'GET /accounts',
       'GET /accounts/:customerId',
       'POST /accounts/:customerId/top-up',
-      'GET /payments/:orderId',
+      'GET /payments/:orderId[?attempt=]',
     ],
   },
   notification: {
@@ -84,7 +84,7 @@ export const COMPONENTS = {
     kind: 'service',
     ingress: 'metrics-only',
     egress: ['webhooks'],
-    endpoints: ['GET /notifications[?customerId=]', 'GET /notifications/:orderId'],
+    endpoints: ['GET /notifications[?customerId=]', 'GET /notifications/:orderId[?attempt=]'],
   },
   operator: {
     description: 'SagaOrder controller',

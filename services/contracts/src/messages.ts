@@ -59,6 +59,16 @@ export const CommandHeaders = Type.Object({
 export const commandIdOf = (headers: Static<typeof CommandHeaders>): string =>
   headers['idempotency-key'] ?? randomUUID();
 
+/** The query of a read of one run of an order (its payment, its notification): the newest run unless `attempt` says. */
+export const AttemptQuery = Type.Object(
+  {
+    attempt: Type.Optional(
+      Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: 'Which run of the order: 1 for the first' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 /** Names a retry of an order: the same token asks for one retry, however often it is sent. */
 export const RetryToken = Type.String({
   minLength: 1,

@@ -83,13 +83,17 @@ export function expiryCause(key: string): Cause {
   return { id: `expired-${key}`, ...run, correlationId: run.orderId };
 }
 
-/** The key of the newest run of an order that `has` a row for (GET of a payment, a notification). */
-export function newestAttemptKey(orderId: string, has: (key: string) => boolean): string | undefined {
-  for (let attempt = MAX_ATTEMPT; attempt >= 1; attempt--) {
-    const key = attemptKey({ orderId, attempt });
-    if (has(key)) return key;
-  }
-  return undefined;
+/**
+ * The key of the run `attempt` of an order (a GET's `?attempt=`), or of its newest run, that
+ * `has` a row for (a payment, a notification); undefined when there is none.
+ */
+export function runKeyOf(
+  orderId: string,
+  attempt: string | undefined,
+  has: (key: string) => boolean,
+): string | undefined {
+  const runs = attempt === undefined ? [...Array(MAX_ATTEMPT).keys()].map((i) => MAX_ATTEMPT - i) : [Number(attempt)];
+  return runs.map((run) => attemptKey({ orderId, attempt: run })).find(has);
 }
 
 /**

@@ -1,6 +1,13 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { CustomerId, newestAttemptKey, orderRetentionMs, serviceContract, type SagaState } from '@ordersaga/contracts';
+import {
+  AttemptQuery,
+  CustomerId,
+  orderRetentionMs,
+  runKeyOf,
+  serviceContract,
+  type SagaState,
+} from '@ordersaga/contracts';
 import {
   createLogger,
   envInt,
@@ -85,15 +92,17 @@ main(async () => {
         },
       );
       const byOrder = { ownerKey: (request: FastifyRequest) => (request.params as { orderId: string }).orderId };
-      app.get<{ Params: { orderId: string } }>(
+      app.get<{ Params: { orderId: string }; Querystring: Static<typeof AttemptQuery> }>(
         '/notifications/:orderId',
-        { config: byOrder },
+        { config: byOrder, schema: { querystring: AttemptQuery } },
         async (request, reply) => {
-          // A retried order is told of each run: the newest is given.
-          const run = newestAttemptKey(request.params.orderId, (key) => table.getCommitted(key) !== undefined);
+          // A retried order is told of each run: the newest is given, unless ?attempt= says.
+          const { orderId } = request.params;
+          const run = runKeyOf(orderId, request.query.attempt, (key) => table.getCommitted(key) !== undefined);
           const notification = run === undefined ? undefined : table.getCommitted(run);
           if (!notification) {
-            return notFound(reply, `no notification for order ${request.params.orderId}`);
+            const which = request.query.attempt ? ` (attempt ${request.query.attempt})` : '';
+            return notFound(reply, `no notification for order ${orderId}${which}`);
           }
           if (!mayActFor(request, notification.customerId)) {
             return forbidden(reply, `order ${request.params.orderId} is not this token's customer's`);
