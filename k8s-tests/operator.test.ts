@@ -202,6 +202,14 @@ async function sagaOrdersOf(orderId: string): Promise<string[]> {
     .map((o: any) => o.metadata.name);
 }
 
+/** Its saga ended: the finalizer comes off (right after the status that says so). */
+async function finalizerOff(orderId: string) {
+  await eventually(`the finalizer of ${orderId} to come off`, async () => {
+    const o = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+    return (o.metadata.finalizers ?? []).length === 0 ? true : undefined;
+  });
+}
+
 /** No SagaOrder comes back for the order: over a few of the controller's rounds (1 s each), and after a restart. */
 async function expectGoneForGood(orderId: string) {
   for (let i = 0; i < 5; i++) {
@@ -216,42 +224,49 @@ async function expectGoneForGood(orderId: string) {
 
 test('kubectl delete of a running SagaOrder cancels its saga: Cancelling until the saga ends, then gone for good', async () => {
   // Stock and Billing down: the saga waits at Reserving, and its compensation waits for Stock too.
-  await stack.stop('stock');
-  await stack.stop('billing');
-  const { body } = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'KB', quantity: 1 }] });
-  const orderId = body.orderId as string;
-  await row(orderId, 'Reserving');
-  const held = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
-  expect(held.metadata.finalizers).toEqual(['ordersaga.dev/cancel-on-delete']);
+  const down = new Set(['stock', 'billing'] as const);
+  for (const service of down) await stack.stop(service);
+  try {
+    const { body } = await stack.placeOrder({ customerId: 'alice', items: [{ sku: 'KB', quantity: 1 }] });
+    const orderId = body.orderId as string;
+    await row(orderId, 'Reserving');
+    const held = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+    expect(held.metadata.finalizers).toEqual(['ordersaga.dev/cancel-on-delete']);
 
-  await cluster.kubectl(['delete', 'sagaorder', orderId, '-n', NAMESPACE, '--wait=false']);
-  const cancelling = await eventually('the SagaOrder to show Cancelling', async () => {
-    const o = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
-    return o.status?.phase === 'Cancelling' ? o : undefined;
-  });
-  expect(cancelling.metadata.deletionTimestamp).toBeDefined();
-  expect(cancelling.status.currentStep).toBe('releaseStock');
-  expect(await row(orderId, 'Cancelling')).toMatchObject({ STEP: 'releaseStock', REASON: 'cancelled' });
-  console.log(
-    `kubectl get sagaorder, deleted mid-saga:\n${await cluster.kubectl(['get', 'sagaorder', orderId, '-n', NAMESPACE])}`,
-  );
+    await cluster.kubectl(['delete', 'sagaorder', orderId, '-n', NAMESPACE, '--wait=false']);
+    // Cancelling at once, at the step the saga is at: reserveStock, then releaseStock once the saga took the cancel.
+    const cancelling = await eventually('the SagaOrder to show Cancelling at releaseStock', async () => {
+      const o = await cluster.json(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+      return o.status?.phase === 'Cancelling' && o.status.currentStep === 'releaseStock' ? o : undefined;
+    });
+    expect(cancelling.metadata.deletionTimestamp).toBeDefined();
+    expect(cancelling.status.reason).toBe('cancelled');
+    const printed = await cluster.kubectl(['get', 'sagaorder', orderId, '-n', NAMESPACE]);
+    expect(printed).toMatch(/Cancelling\s+releaseStock\s+cancelled\s+1\s/);
+    console.log(`kubectl get sagaorder, deleted mid-saga:\n${printed}`);
 
-  await stack.start('stock');
-  await eventually('the SagaOrder to go', async () => ((await sagaOrdersOf(orderId)).length === 0 ? true : undefined));
-  const order = await stack.finished(orderId);
-  expect(order).toMatchObject({ status: 'FAILED', failureReason: 'cancelled' });
-  expect(order.history.map((h: { event: string }) => h.event)).toContain(
-    `cancel requested by SagaOrder ${orderId} deleted`,
-  );
-  await stack.start('billing');
-  await expectGoneForGood(orderId);
+    await stack.start('stock');
+    down.delete('stock');
+    await eventually('the SagaOrder to go', async () =>
+      (await sagaOrdersOf(orderId)).length === 0 ? true : undefined,
+    );
+    const order = await stack.finished(orderId);
+    expect(order).toMatchObject({ status: 'FAILED', failureReason: 'cancelled' });
+    expect(order.history.map((h: { event: string }) => h.event)).toContain(
+      `cancel requested by SagaOrder ${orderId} deleted`,
+    );
+    await stack.start('billing');
+    down.delete('billing');
+    await expectGoneForGood(orderId);
+  } finally {
+    for (const service of down) await stack.start(service);
+  }
 });
 
 test('kubectl delete of a Confirmed SagaOrder removes the mirror only, for good, also when the controller was away', async () => {
   const confirmed = await placeAndFinish('alice', 'KB', 1);
   await row(confirmed.orderId, 'Confirmed');
-  const held = await cluster.json(['get', 'sagaorder', confirmed.orderId, '-n', NAMESPACE]);
-  expect(held.metadata.finalizers ?? []).toEqual([]);
+  await finalizerOff(confirmed.orderId);
   await cluster.kubectl(['delete', 'sagaorder', confirmed.orderId, '-n', NAMESPACE]);
   await expectGoneForGood(confirmed.orderId);
   expect((await stack.http('order', `/orders/${confirmed.orderId}`)).body.status).toBe('CONFIRMED');
@@ -260,6 +275,7 @@ test('kubectl delete of a Confirmed SagaOrder removes the mirror only, for good,
   // Deleted while the controller is stopped: it had a SagaOrder, and it is gone, so it stays gone.
   const another = await placeAndFinish('alice', 'KB', 1);
   await row(another.orderId, 'Confirmed');
+  await finalizerOff(another.orderId);
   await stack.stop('operator', '0');
   await cluster.kubectl(['delete', 'sagaorder', another.orderId, '-n', NAMESPACE]);
   await stack.start('operator', '0', operatorEnv());
