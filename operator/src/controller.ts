@@ -309,7 +309,9 @@ export class Controller {
       }
       if (!saga) continue; // not placed yet: its saga comes
       const name = order.metadata.name!;
-      const refusal = saga.retryTokens?.includes(token)
+      // Taken already (the annotation seen again, after a restart say): nothing to ask.
+      const taken = saga.retryTokens?.includes(token) ?? false;
+      const refusal = taken
         ? undefined
         : Value.Check(RetryToken, token)
           ? orderRetryRefusal(saga)
@@ -317,7 +319,7 @@ export class Controller {
       if (refusal) {
         await kube.recordEvent(order, 'Warning', 'RetryRefused', `retry ${token} refused: ${refusal}`, identity);
         log.warn({ orderId, sagaOrder: name, token }, `retry refused: ${refusal}`);
-      } else if (!saga.retryTokens?.includes(token)) {
+      } else if (!taken) {
         await retryOrder(publisher, saga, token, `SagaOrder ${name}`, new Date());
         const attempt = attemptOf(saga) + 1;
         await kube.recordEvent(
@@ -422,9 +424,9 @@ export class Controller {
    * finalizer comes off and the object goes.
    */
   private async letGo(orderId: string, order: SagaOrder, saga: SagaState | undefined): Promise<void> {
-    const { kube, ledger } = this.options;
+    const { kube } = this.options;
     const name = order.metadata.name!;
-    if (ledger.get(orderId)?.mirror !== 'deleted') await ledger.record(orderId, 'deleted', name);
+    await this.rememberDeleted(orderId, name);
     const finalizers = order.metadata.finalizers ?? [];
     if (!finalizers.includes(SAGAORDER_FINALIZER)) return;
     if (saga && !sagaEnded(saga.phase)) {
@@ -466,11 +468,16 @@ export class Controller {
     log.info({ orderId, sagaOrder: name }, 'SagaOrder deleted: its saga is cancelled');
   }
 
+  /** Records that an order's SagaOrder went: it is never created again. */
+  private async rememberDeleted(orderId: string, name: string): Promise<void> {
+    const { ledger } = this.options;
+    if (ledger.get(orderId)?.mirror !== 'deleted') await ledger.record(orderId, 'deleted', name);
+  }
+
   /** SagaOrders that went (deleted by a user, or by their TTL): remembered, never created again; a running saga cancelled. */
   private async recordDeleted(): Promise<void> {
-    const { ledger } = this.options;
     for (const [orderId, name] of [...this.deleted]) {
-      if (ledger.get(orderId)?.mirror !== 'deleted') await ledger.record(orderId, 'deleted', name);
+      await this.rememberDeleted(orderId, name);
       await this.cancelRunning(orderId, name);
       this.deleted.delete(orderId);
     }

@@ -175,7 +175,12 @@ type Answer = Envelope<'billing.credit.authorized'>['payload'];
 
 export function createBillingHandler(seeds: Accounts, holdMs: number) {
   /** The order side: the request to the customer's owner out, its answer to the saga. */
-  const forOrder = (message: AnyEnvelope, existing: Payment | undefined, now: Date): Decision<BillingRow> => {
+  const forOrder = (
+    message: AnyEnvelope,
+    run: string,
+    existing: Payment | undefined,
+    now: Date,
+  ): Decision<BillingRow> => {
     const at = now.toISOString();
     const toCustomer = (type: 'billing.credit.void' | 'billing.credit.capture', customerId: string) =>
       keyedBy(reply(message, type, { customerId }, now), customerId);
@@ -203,12 +208,12 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         if (now.getTime() > expiresAt) {
           const reason = 'payment request expired: the saga stopped waiting for it';
           return {
-            put: [[attemptKey(message), { kind: 'order', status: 'declined', customerId, amount, reason, at }]],
+            put: [[run, { kind: 'order', status: 'declined', customerId, amount, reason, at }]],
             send: [reply(message, 'payment.result', { result: 'declined', reason }, now)],
           };
         }
         return {
-          put: [[attemptKey(message), { kind: 'order', status: 'authorizing', customerId, amount, at }]],
+          put: [[run, { kind: 'order', status: 'authorizing', customerId, amount, at }]],
           send: [keyedBy(reply(message, 'billing.credit.authorize', { customerId, amount }, now), customerId)],
         };
       }
@@ -219,14 +224,14 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         const answer: Answer = message.payload;
         if (answer.result === 'declined') {
           return {
-            put: [[attemptKey(message), { ...existing, status: 'declined', reason: answer.reason, at }]],
+            put: [[run, { ...existing, status: 'declined', reason: answer.reason, at }]],
             send: [reply(message, 'payment.result', answer, now)],
           };
         }
         return {
           put: [
             [
-              attemptKey(message),
+              run,
               { ...existing, status: 'authorized', paymentId: answer.paymentId, at, heldUntil: now.getTime() + holdMs },
             ],
           ],
@@ -239,7 +244,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         if (!existing) {
           // Cancelled before requested: the request, when it comes, finds this row and is refused.
           return {
-            put: [[attemptKey(message), { kind: 'order', status: 'cancelled', customerId: '', amount: 0, reason, at }]],
+            put: [[run, { kind: 'order', status: 'cancelled', customerId: '', amount: 0, reason, at }]],
           };
         }
         if (existing.status === 'captured') {
@@ -247,7 +252,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
         }
         if (existing.status !== 'authorized' && existing.status !== 'authorizing') return {};
         return {
-          put: [[attemptKey(message), settle(existing, 'voided', now, reason)]],
+          put: [[run, settle(existing, 'voided', now, reason)]],
           send: [toCustomer('billing.credit.void', existing.customerId)],
         };
       }
@@ -260,7 +265,7 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
           );
         }
         return {
-          put: [[attemptKey(message), settle(existing, 'captured', now)]],
+          put: [[run, settle(existing, 'captured', now)]],
           send: [toCustomer('billing.credit.capture', existing.customerId)],
         };
       }
@@ -275,10 +280,11 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
     const at = now.toISOString();
     const { customerId } = message.payload as { customerId: string };
     const credit = creditOf(customerId, (key) => state.get(key), seeds);
-    const hold = state.get(holdKey(customerId, attemptKey(message))) as CreditHold | undefined;
+    const holdOfRun = holdKey(customerId, attemptKey(message));
+    const hold = state.get(holdOfRun) as CreditHold | undefined;
     const creditRow = (next: CustomerCredit): [string, BillingRow] => [customerKey(customerId), { ...next, at }];
     const holdRow = (status: CreditHold['status'], amount: number): [string, BillingRow] => [
-      holdKey(customerId, attemptKey(message)),
+      holdOfRun,
       { kind: 'hold', status, amount, at },
     ];
     switch (message.type) {
@@ -335,10 +341,11 @@ export function createBillingHandler(seeds: Accounts, holdMs: number) {
     if (ownerKeyOf(message.type) === 'customerId') {
       return forCustomer(message, state, now);
     }
-    const existing = state.get(attemptKey(message));
+    const run = attemptKey(message);
+    const existing = state.get(run);
     if (existing !== undefined && !isPayment(existing)) {
-      throw new Error(`${attemptKey(message)} names a customer's row, not an order's`);
+      throw new Error(`${run} names a customer's row, not an order's`);
     }
-    return forOrder(message, existing, now);
+    return forOrder(message, run, existing, now);
   };
 }

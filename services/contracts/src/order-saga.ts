@@ -132,9 +132,13 @@ export const ORDER_SAGAS: readonly SagaDefinition[] = [orderSagaV1, orderSagaV2]
 /** The version new sagas start on unless SAGA_VERSION says otherwise. */
 export const DEFAULT_ORDER_SAGA_VERSION = 1;
 
+/** The definition of a version of the order saga; undefined for one this code does not have. */
+export const orderSagaOf = (version: number): SagaDefinition | undefined =>
+  ORDER_SAGAS.find((saga) => saga.version === version);
+
 /** Why an order cannot be retried, or undefined when it can: by the rules of the version it runs on. */
 export function orderRetryRefusal(saga: SagaState): string | undefined {
-  const definition = ORDER_SAGAS.find((version) => version.version === sagaVersionOf(saga));
+  const definition = orderSagaOf(sagaVersionOf(saga));
   if (!definition)
     return `order ${saga.orderId} runs on saga version ${sagaVersionOf(saga)}, which this code does not have`;
   return retryRefusal(definition, saga);

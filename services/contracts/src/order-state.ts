@@ -92,8 +92,15 @@ export function runKeyOf(
   attempt: string | undefined,
   has: (key: string) => boolean,
 ): string | undefined {
-  const runs = attempt === undefined ? [...Array(MAX_ATTEMPT).keys()].map((i) => MAX_ATTEMPT - i) : [Number(attempt)];
-  return runs.map((run) => attemptKey({ orderId, attempt: run })).find(has);
+  if (attempt !== undefined) {
+    const key = attemptKey({ orderId, attempt: Number(attempt) });
+    return has(key) ? key : undefined;
+  }
+  for (let run = MAX_ATTEMPT; run >= 1; run--) {
+    const key = attemptKey({ orderId, attempt: run });
+    if (has(key)) return key;
+  }
+  return undefined;
 }
 
 /**

@@ -4,7 +4,7 @@
  * and key, and start the saga with the same message. And the one way an order is cancelled, or
  * retried.
  */
-import { initial, type Outgoing, type Publisher } from '@ordersaga/runtime';
+import { initial, type Outgoing, type Payload, type Publisher } from '@ordersaga/runtime';
 import type { OrderItem } from './messages.js';
 import { orderIdFor, type SagaState } from './order-state.js';
 
@@ -39,33 +39,42 @@ export async function placeOrder(
   return placed;
 }
 
+/** Publishes a command to an order's saga, in its correlation; resolves once Kafka has it. */
+async function commandSaga<T extends 'order.cancel' | 'order.retry'>(
+  publisher: Publisher,
+  saga: Pick<SagaState, 'orderId' | 'correlationId'>,
+  type: T,
+  payload: Payload<T>,
+  now: Date,
+): Promise<Outgoing<T>> {
+  const command = initial(type, saga.orderId, payload, now, saga.correlationId);
+  await publisher.publish(command);
+  return command;
+}
+
 /**
- * Publishes the order.cancel of a saga that has not ended, in its correlation: its saga then
- * compensates what it did and ends FAILED, cancelled (a saga that ended meanwhile stays as it is).
+ * Publishes the order.cancel of a saga that has not ended: its saga then compensates what it did
+ * and ends FAILED, cancelled (a saga that ended meanwhile stays as it is).
  */
-export async function cancelOrder(
+export function cancelOrder(
   publisher: Publisher,
   saga: Pick<SagaState, 'orderId' | 'correlationId'>,
   requestedBy: string,
   now: Date,
 ): Promise<Outgoing<'order.cancel'>> {
-  const cancel = initial('order.cancel', saga.orderId, { requestedBy }, now, saga.correlationId);
-  await publisher.publish(cancel);
-  return cancel;
+  return commandSaga(publisher, saga, 'order.cancel', { requestedBy }, now);
 }
 
 /**
- * Publishes the order.retry of a failed saga, in its correlation: its saga then runs again as a
- * new attempt, once per token (a saga that cannot be retried records the refusal).
+ * Publishes the order.retry of a failed saga: its saga then runs again as a new attempt, once per
+ * token (a saga that cannot be retried records the refusal).
  */
-export async function retryOrder(
+export function retryOrder(
   publisher: Publisher,
   saga: Pick<SagaState, 'orderId' | 'correlationId'>,
   token: string,
   requestedBy: string,
   now: Date,
 ): Promise<Outgoing<'order.retry'>> {
-  const retry = initial('order.retry', saga.orderId, { token, requestedBy }, now, saga.correlationId);
-  await publisher.publish(retry);
-  return retry;
+  return commandSaga(publisher, saga, 'order.retry', { token, requestedBy }, now);
 }

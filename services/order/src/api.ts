@@ -90,6 +90,21 @@ const RetryHeaders = Type.Object({
 
 const ErrorBody = Type.Object({ statusCode: Type.Integer(), error: Type.String(), message: Type.String() });
 
+/** An order's id in a path, and its routing: the replica that keeps its partition answers. */
+const OrderIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const byOrderId = { ownerKey: (request: FastifyRequest) => (request.params as { id: string }).id };
+
+/** What a command to an order's saga (cancel, retry) answers: the order as it is, or why not. */
+const ORDER_COMMAND_RESPONSES = {
+  202: OrderView,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
+
 function view(saga: SagaState): OrderView {
   return {
     orderId: saga.orderId,
@@ -252,11 +267,11 @@ export async function orderApi(
   app.get<{ Params: { id: string } }>(
     '/orders/:id',
     {
-      config: { ownerKey: (request) => (request.params as { id: string }).id },
+      config: byOrderId,
       schema: {
         tags: ['orders'],
         summary: 'An order: its state, step history and failure reason',
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: OrderIdParams,
         response: { 200: OrderView, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
@@ -279,23 +294,15 @@ export async function orderApi(
   app.delete<{ Params: { id: string } }>(
     '/orders/:id',
     {
-      config: { ownerKey: (request) => (request.params as { id: string }).id },
+      config: byOrderId,
       schema: {
         tags: ['orders'],
         summary: 'Cancel an order whose saga has not ended: what it did is compensated, and it ends FAILED, cancelled',
         description:
           'Answers 202 with the order as it is; its saga then compensates and fails (follow it with GET). ' +
           'An order that ended is not changed: 409. Cancelling twice is cancelling once.',
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
-        response: {
-          202: OrderView,
-          401: ErrorBody,
-          403: ErrorBody,
-          404: ErrorBody,
-          409: ErrorBody,
-          429: ErrorBody,
-          503: ErrorBody,
-        },
+        params: OrderIdParams,
+        response: ORDER_COMMAND_RESPONSES,
       },
     },
     async (request, reply) => {
@@ -333,7 +340,7 @@ export async function orderApi(
   app.post<{ Params: { id: string }; Headers: Static<typeof RetryHeaders> }>(
     '/orders/:id/retry',
     {
-      config: { ownerKey: (request) => (request.params as { id: string }).id },
+      config: byOrderId,
       schema: {
         tags: ['orders'],
         summary: 'Run a failed order again from its first step, as a new attempt of the same order',
@@ -342,17 +349,9 @@ export async function orderApi(
           'Only a failure a retry may mend is retried: out of stock (after a restock), payment declined (after a top-up), ' +
           'a step timed out; not an unknown SKU nor a cancel: 409 with why, as for an order that has not failed. ' +
           'The same Idempotency-Key asks for one retry, however often it is sent.',
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: OrderIdParams,
         headers: RetryHeaders,
-        response: {
-          202: OrderView,
-          401: ErrorBody,
-          403: ErrorBody,
-          404: ErrorBody,
-          409: ErrorBody,
-          429: ErrorBody,
-          503: ErrorBody,
-        },
+        response: ORDER_COMMAND_RESPONSES,
       },
     },
     async (request, reply) => {

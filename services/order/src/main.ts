@@ -5,6 +5,7 @@ import {
   DEFAULT_ORDER_SAGA_VERSION,
   orderRetentionMs,
   ORDER_SAGAS,
+  orderSagaOf,
   serviceContract,
   type SagaState,
 } from '@ordersaga/contracts';
@@ -17,7 +18,7 @@ main(async () => {
   const table = new StateTable<SagaState>(sagaLifecycle);
   // Which version new sagas start on: raise it only once every order replica runs code that has it.
   const version = envInt('SAGA_VERSION', DEFAULT_ORDER_SAGA_VERSION);
-  const startOn = ORDER_SAGAS.find((saga) => saga.version === version);
+  const startOn = orderSagaOf(version);
   if (!startOn) {
     const known = ORDER_SAGAS.map((saga) => saga.version).join(', ');
     throw new ConfigError(`environment variable SAGA_VERSION is ${version}; this code runs saga versions ${known}`);

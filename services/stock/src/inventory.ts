@@ -181,7 +181,12 @@ export function reservationHold(holdMs: number): HoldRules<StockRow> {
 
 export function createStockHandler(catalog: Catalog, holdMs: number) {
   /** The order side: one request per SKU out, all answers in, one reply to the saga. */
-  const forOrder = (message: AnyEnvelope, existing: Reservation | undefined, now: Date): Decision<StockRow> => {
+  const forOrder = (
+    message: AnyEnvelope,
+    run: string,
+    existing: Reservation | undefined,
+    now: Date,
+  ): Decision<StockRow> => {
     const at = now.toISOString();
     switch (message.type) {
       case 'stock.check.request': {
@@ -191,7 +196,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         return {
           put: [
             [
-              attemptKey(message),
+              run,
               {
                 kind: 'order',
                 status: 'reserving',
@@ -214,8 +219,8 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         if (existing?.status !== 'reserving' || !existing.awaiting?.includes(sku)) return {};
         const answers = { ...existing.answers, [sku]: message.payload };
         const awaiting = existing.awaiting.filter((s) => s !== sku);
-        if (awaiting.length > 0) return { put: [[attemptKey(message), { ...existing, awaiting, answers, at }]] };
-        return decide(message, existing, answers, now);
+        if (awaiting.length > 0) return { put: [[run, { ...existing, awaiting, answers, at }]] };
+        return decide(message, run, existing, answers, now);
       }
 
       case 'stock.release': {
@@ -228,7 +233,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         const items = existing?.items ?? [];
         const { heldUntil: _released, awaiting: _a, ...rest } = existing ?? { kind: 'order' as const, items };
         return {
-          put: [[attemptKey(message), { ...rest, kind: 'order', items, status: 'released', reason, at }]],
+          put: [[run, { ...rest, kind: 'order', items, status: 'released', reason, at }]],
           send: [
             ...releaseAll(message, demand(items).keys(), now),
             reply(
@@ -248,7 +253,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
         }
         const { heldUntil: _settled, ...sold } = existing;
         return {
-          put: [[attemptKey(message), { ...sold, status: 'sold', at }]],
+          put: [[run, { ...sold, status: 'sold', at }]],
           send: [...demand(existing.items).keys()].map((sku) =>
             keyedBy(reply(message, 'stock.sku.sell', { sku }, now), sku),
           ),
@@ -263,6 +268,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
   /** Every SKU answered: reserved all or nothing, and the saga told. */
   const decide = (
     message: AnyEnvelope,
+    run: string,
     existing: Reservation,
     answers: Readonly<Record<string, SkuAnswer>>,
     now: Date,
@@ -279,9 +285,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
       const total = lines.reduce((sum, l) => sum + l.quantity * l.unitPrice, 0);
       const { awaiting: _done, ...rest } = existing;
       return {
-        put: [
-          [attemptKey(message), { ...rest, answers, status: 'reserved', lines, at, heldUntil: now.getTime() + holdMs }],
-        ],
+        put: [[run, { ...rest, answers, status: 'reserved', lines, at, heldUntil: now.getTime() + holdMs }]],
         send: [reply(message, 'stock.checked', { result: 'reserved', lines, total }, now)],
       };
     }
@@ -292,7 +296,7 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
     const held = all.filter((a) => a.result === 'reserved').map((a) => a.sku);
     const { awaiting: _done, ...rest } = existing;
     return {
-      put: [[attemptKey(message), { ...rest, answers, status: 'rejected', reason, at }]],
+      put: [[run, { ...rest, answers, status: 'rejected', reason, at }]],
       send: [
         ...releaseAll(message, held, now),
         reply(
@@ -312,10 +316,11 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
     const at = now.toISOString();
     const { sku } = message.payload as { sku: string };
     const units = unitsOf(sku, (key) => state.get(key), catalog);
-    const hold = state.get(holdKey(sku, attemptKey(message))) as SkuHold | undefined;
+    const holdOfRun = holdKey(sku, attemptKey(message));
+    const hold = state.get(holdOfRun) as SkuHold | undefined;
     const unitsRow = (next: SkuUnits): [string, StockRow] => [skuKey(sku), { ...next, at }];
     const holdRow = (status: SkuHold['status'], quantity: number): [string, StockRow] => [
-      holdKey(sku, attemptKey(message)),
+      holdOfRun,
       { kind: 'hold', status, quantity, at },
     ];
     switch (message.type) {
@@ -373,10 +378,11 @@ export function createStockHandler(catalog: Catalog, holdMs: number) {
     if (ownerKeyOf(message.type) === 'sku') {
       return forSku(message, state, now);
     }
-    const existing = state.get(attemptKey(message));
+    const run = attemptKey(message);
+    const existing = state.get(run);
     if (existing !== undefined && !isReservation(existing)) {
-      throw new Error(`${attemptKey(message)} names a SKU's row, not an order's`);
+      throw new Error(`${run} names a SKU's row, not an order's`);
     }
-    return forOrder(message, existing, now);
+    return forOrder(message, run, existing, now);
   };
 }
